@@ -1,0 +1,377 @@
+"""The ``flowmatch`` command: parse, validate, and call training, sampling, evaluation, plots.
+
+Every subcommand reports bad input as one line ``flowmatch: error: ...`` with exit status 2,
+and writes its outputs atomically, so a failed command leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flowmatch.errors import FlowmatchError, check_points
+
+__all__ = ["build_parser", "main"]
+
+TRAIN_HELP = {
+    "data": "built-in dataset name or a .npy/.npz/.csv file of shape (N, D)",
+    "method": "training method",
+    "path": "probability path from noise (t=0) to data (t=1)",
+    "steps": "optimizer steps in total",
+    "batch_size": "samples per step",
+    "lr": "peak learning rate",
+    "optimizer": "optimizer",
+    "weight_decay": "weight decay",
+    "warmup_steps": "linear learning-rate warm-up steps",
+    "lr_decay": "learning-rate decay after warm-up",
+    "min_lr_ratio": "final learning rate as a fraction of --lr",
+    "grad_clip": "clip the gradient norm to this (0 disables)",
+    "ema_decay": "decay of the weight EMA used for sampling",
+    "time_sampling": "distribution of training times t",
+    "logit_normal_mean": "mean of the logit-normal time distribution",
+    "logit_normal_std": "std of the logit-normal time distribution",
+    "seed": "random seed (data draws, noise, times and initialization)",
+    "device": "cpu, cuda or cuda:N",
+    "threads": "CPU threads (0: one for small models, torch's default otherwise)",
+    "checkpoint_every": "write a checkpoint every this many steps",
+    "log_every": "log the loss every this many steps",
+    "holdout_fraction": "fraction of a data file held out for evaluation",
+    "name": "velocity network",
+    "width": "hidden units per layer",
+    "depth": "hidden layers",
+    "activation": "activation function",
+    "time_embed_dim": "size of the time embedding",
+}
+
+
+def _choices() -> dict[str, list[str]]:
+    from flowmatch.data import DATASETS
+    from flowmatch.models import ACTIVATIONS, MODELS
+    from flowmatch.paths import PATHS
+    from flowmatch.training.loop import OPTIMIZERS
+    from flowmatch.training.methods import METHODS
+    from flowmatch.training.schedules import LR_DECAYS, TIME_SAMPLERS
+
+    return {
+        "method": list(METHODS),
+        "path": list(PATHS),
+        "optimizer": list(OPTIMIZERS),
+        "lr_decay": list(LR_DECAYS),
+        "time_sampling": list(TIME_SAMPLERS),
+        "name": list(MODELS),
+        "activation": list(ACTIVATIONS),
+        "_datasets": list(DATASETS),
+    }
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig (and ModelConfig) field; defaults stay None so that we can
+    tell which flags the user gave."""
+    from flowmatch.models import ModelConfig
+    from flowmatch.training.config import TrainConfig
+
+    choices = _choices()
+    fields = [f for f in dataclasses.fields(TrainConfig) if f.name != "model"]
+    fields += list(dataclasses.fields(ModelConfig))
+    defaults = {**TrainConfig().to_dict(), **dataclasses.asdict(ModelConfig())}
+    for f in fields:
+        flag = "--model" if f.name == "name" else "--" + f.name.replace("_", "-")
+        default = defaults[f.name]
+        kind = type(default)
+        help_text = TRAIN_HELP.get(f.name, f.name)
+        if f.name == "data":
+            help_text += f" (built-ins: {', '.join(choices['_datasets'])})"
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=None,
+            choices=choices.get(f.name),
+            help=f"{help_text} (default: {default})",
+            metavar=None if f.name in choices else kind.__name__.upper(),
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other error
+        raise FlowmatchError(f"{message} (see: {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="flowmatch", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model (or --resume an interrupted run)")
+    t.add_argument("--out", type=Path, help="new run folder")
+    t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
+    t.add_argument(
+        "--stop-after", type=int, metavar="N", help="stop after N steps, leaving a resumable run"
+    )
+    _add_config_flags(t)
+
+    s = sub.add_parser("sample", help="draw samples (noise -> data)")
+    s.add_argument("run", type=Path, metavar="RUN_DIR")
+    s.add_argument("--n", type=int, default=1000, help="number of samples (default: 1000)")
+    s.add_argument("--out", type=Path, required=True, help="output .npy file")
+    _add_solver_flags(s)
+    s.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
+
+    i = sub.add_parser("invert", help="map data back to noise (data -> noise)")
+    i.add_argument("run", type=Path, metavar="RUN_DIR")
+    i.add_argument("--data", type=Path, required=True, help=".npy/.npz/.csv file of points")
+    i.add_argument("--out", type=Path, required=True, help="output .npy file")
+    _add_solver_flags(i)
+
+    e = sub.add_parser("eval", help="W2 and MMD against held-out data at several NFE")
+    e.add_argument("run", type=Path, metavar="RUN_DIR")
+    e.add_argument("--data", type=Path, help="held-out data file (default: the run's own)")
+    e.add_argument("--n", type=int, default=2000, help="held-out points for built-ins")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", type=Path, help="also write the table as JSON here")
+    _add_common(e)
+
+    pl = sub.add_parser("plot", help="write PNG figures and a GIF of the path")
+    pl.add_argument("run", type=Path, metavar="RUN_DIR")
+    pl.add_argument("--out", type=Path, help="figure folder (default: RUN_DIR/plots)")
+    pl.add_argument("--n", type=int, default=2000, help="samples to draw")
+    pl.add_argument("--seed", type=int, default=0)
+    _add_solver_flags(pl)
+
+    d = sub.add_parser("demo", help="train on a built-in 2-D set, evaluate and plot")
+    d.add_argument("--data", default="moons", help="built-in 2-D dataset (default: moons)")
+    d.add_argument("--steps", type=int, default=3000)
+    d.add_argument("--out", type=Path, help="run folder (default: runs/demo-<time>)")
+    return p
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--raw-weights", action="store_true", help="use raw weights instead of EMA")
+
+
+def _add_solver_flags(p: argparse.ArgumentParser) -> None:
+    from flowmatch.solvers import SOLVERS
+
+    p.add_argument("--solver", default="midpoint", choices=list(SOLVERS), help="ODE solver")
+    p.add_argument("--steps", type=int, default=50, help="steps of a fixed-grid solver")
+    p.add_argument("--atol", type=float, default=1e-5, help="adaptive solvers' abs. tolerance")
+    p.add_argument("--rtol", type=float, default=1e-5, help="adaptive solvers' rel. tolerance")
+    _add_common(p)
+
+
+def _version() -> str:
+    from flowmatch import __version__
+
+    return f"flowmatch {__version__}"
+
+
+def _solver_kwargs(args: argparse.Namespace) -> dict:
+    return {"solver": args.solver, "steps": args.steps, "atol": args.atol, "rtol": args.rtol}
+
+
+def _load(args: argparse.Namespace):
+    from flowmatch.runs import load_run
+
+    return load_run(args.run, device=args.device, ema=not args.raw_weights)
+
+
+def _check_output(path: Path, suffix: str) -> None:
+    if path.suffix != suffix:
+        raise FlowmatchError(f"--out must end in {suffix}, got {path}")
+    if path.exists():
+        raise FlowmatchError(f"{path} already exists; remove it or choose another --out")
+    if not path.parent.is_dir():
+        raise FlowmatchError(f"folder {path.parent} does not exist; create it first")
+
+
+def _save_npy(path: Path, x: torch.Tensor) -> None:
+    from flowmatch.training.checkpoint import atomic_write
+
+    buf = io.BytesIO()
+    np.save(buf, x.detach().cpu().numpy())
+    atomic_write(path, buf.getvalue())
+
+
+# -- subcommands --------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> None:
+    from flowmatch.models import ModelConfig
+    from flowmatch.training import TrainConfig, make_reporter, resume, train
+
+    given = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None and k not in ("command", "out", "resume", "stop_after", "func")
+    }
+    if args.stop_after is not None and args.stop_after < 1:
+        raise FlowmatchError(f"--stop-after must be >= 1, got {args.stop_after}")
+    if args.resume is not None:
+        extra = set(given) - {"device"}
+        if args.out is not None or extra:
+            flags = sorted("--" + k.replace("_", "-") for k in extra) + (
+                ["--out"] if args.out else []
+            )
+            raise FlowmatchError(
+                f"--resume continues a run with its saved config; drop {', '.join(flags)}"
+            )
+        result = resume(
+            args.resume,
+            reporter=make_reporter(),
+            stop_after=args.stop_after,
+            device=given.get("device"),
+        )
+    else:
+        if args.out is None:
+            raise FlowmatchError("give --out RUN_DIR for a new run, or --resume RUN_DIR")
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        model_cfg = ModelConfig(**{k: v for k, v in given.items() if k in model_fields})
+        cfg = TrainConfig(
+            model=model_cfg, **{k: v for k, v in given.items() if k not in model_fields}
+        )
+        result = train(cfg, args.out, reporter=make_reporter(), stop_after=args.stop_after)
+    state = "done" if result.complete else "stopped (resume with --resume)"
+    loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
+    print(
+        f"{state}: step {result.step}/{result.total_steps}, loss {loss}, "
+        f"{result.seconds:.1f}s; run folder: {result.run_dir}"
+    )
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    _check_output(args.out, ".npy")
+    if args.n < 1:
+        raise FlowmatchError(f"--n must be >= 1, got {args.n}")
+    flow, _ = _load(args)
+    sol = flow.sample_trajectory(
+        args.n, seed=args.seed, return_trajectory=False, **_solver_kwargs(args)
+    )
+    _save_npy(args.out, sol.x)
+    print(f"wrote {args.n} samples to {args.out} ({args.solver}, NFE {sol.nfe})")
+
+
+def cmd_invert(args: argparse.Namespace) -> None:
+    from flowmatch.data import load_array
+
+    _check_output(args.out, ".npy")
+    flow, info = _load(args)
+    x = load_array(args.data)
+    check_points(x, str(args.data), dim=info.dim)
+    z = flow.invert(x, **_solver_kwargs(args))
+    _save_npy(args.out, z)
+    print(f"wrote the noise of {x.shape[0]} points to {args.out}")
+
+
+def _reference(args: argparse.Namespace, info) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out data, and a second draw of real data of the same size for the floor."""
+    from flowmatch.data import get_dataset, load_array
+
+    g = torch.Generator().manual_seed(args.seed)
+    if args.data is not None:
+        ref = check_points(load_array(args.data), str(args.data), dim=info.dim)
+        dataset = get_dataset(info.config.data)
+        floor = dataset.sample(ref.shape[0], g)
+        return ref, floor
+    dataset = get_dataset(info.config.data)
+    if args.n < 2:
+        raise FlowmatchError(f"--n must be >= 2, got {args.n}")
+    ref = dataset.held_out(args.n, g)
+    floor = dataset.sample(ref.shape[0], torch.Generator().manual_seed(args.seed + 1))
+    return ref, floor
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from flowmatch.evaluation import evaluate_flow
+    from flowmatch.metrics import mmd, wasserstein2
+
+    flow, info = _load(args)
+    ref, other = _reference(args, info)
+    floor_w2, floor_mmd = wasserstein2(other, ref), mmd(other, ref)
+    rows = evaluate_flow(flow, ref.to(flow.device), seed=args.seed)
+    print(f"run {info.run_dir} (step {info.step}), {ref.shape[0]} held-out points")
+    print(f"{'solver':<10}{'steps':>6}{'NFE':>6}{'W2':>10}{'MMD':>11}{'time s':>9}")
+    for r in rows:
+        steps = "-" if r.steps is None else str(r.steps)
+        print(f"{r.solver:<10}{steps:>6}{r.nfe:>6}{r.w2:>10.4f}{r.mmd:>11.2e}{r.seconds:>9.2f}")
+    print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (two draws of real data)")
+    if args.json is not None:
+        from flowmatch.training.checkpoint import atomic_write
+
+        out = {
+            "rows": [dataclasses.asdict(r) for r in rows],
+            "floor": {"w2": floor_w2, "mmd": floor_mmd},
+            "n": ref.shape[0],
+        }
+        atomic_write(args.json, json.dumps(out, indent=2).encode())
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from flowmatch.viz.run_figures import write_run_figures
+
+    flow, info = _load(args)
+    out = args.out or (info.run_dir / "plots")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_run_figures(flow, info, out, n=args.n, seed=args.seed, **_solver_kwargs(args))
+    for path in paths:
+        print(path)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from flowmatch.data import TOY_DATASETS
+
+    if args.data not in TOY_DATASETS:
+        raise FlowmatchError(
+            f"demo takes a built-in 2-D set; choose one of: {', '.join(TOY_DATASETS)}"
+        )
+    out = args.out or Path("runs") / f"demo-{args.data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"training flow matching on '{args.data}' for {args.steps} steps into {out}")
+    _run(["train", "--data", args.data, "--steps", str(args.steps), "--out", str(out)])
+    print("\nevaluating against 2000 fresh draws of the data:")
+    _run(["eval", str(out), "--json", str(out / "eval.json")])
+    print("\nfigures:")
+    _run(["plot", str(out)])
+    print(f"\ndone: run folder {out}")
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "invert": cmd_invert,
+    "eval": cmd_eval,
+    "plot": cmd_plot,
+    "demo": cmd_demo,
+}
+
+
+def _run(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    COMMANDS[args.command](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``flowmatch`` command; returns the exit status."""
+    from flowmatch.training import TrainingInterrupted
+
+    try:
+        _run(sys.argv[1:] if argv is None else argv)
+    except TrainingInterrupted as exc:
+        print(f"flowmatch: {exc}", file=sys.stderr)
+        return 130
+    except FlowmatchError as exc:
+        print(f"flowmatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flowmatch: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Data sources for training and evaluation: built-in toy sets and arrays loaded from files."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from flowmatch.data.files import load_array
+from flowmatch.data.toy import TOY_DATASETS, sample_toy
+from flowmatch.errors import FlowmatchError, check_points
+
+__all__ = ["DATASETS", "ArrayDataset", "Dataset", "ToyDataset", "get_dataset"]
+
+# Size of a toy set's held-out draw when the caller does not say.
+DEFAULT_TOY_HELD_OUT = 2000
+
+
+def _check_n(n: int, name: str = "n") -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise FlowmatchError(f"{name} must be a positive integer, got {n!r}")
+
+
+def _check_generator(generator: torch.Generator) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise FlowmatchError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}; "
+            "pass e.g. torch.Generator().manual_seed(0)"
+        )
+
+
+class Dataset(ABC):
+    """A source of samples x1 (t = 1, the data end of a flow).
+
+    Attributes:
+        name: what the user passed: a built-in name or a file path.
+        dim: number of features per sample, D.
+        shape: shape of one sample, ``(D,)`` for vectors or e.g. ``(C, H, W)`` for images.
+    """
+
+    name: str
+    dim: int
+    shape: tuple[int, ...]
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Draw ``n`` training samples, shape (n, D), using only ``generator``'s randomness."""
+
+    @abstractmethod
+    def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
+        """Evaluation samples, never used for training, shape (m, D)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+class ToyDataset(Dataset):
+    """One of the 2-D toy distributions of :data:`~flowmatch.data.toy.TOY_DATASETS`.
+
+    The distribution is known in closed form, so training and held-out data are both fresh
+    draws.
+
+    Args:
+        name: a key of :data:`~flowmatch.data.toy.TOY_DATASETS`.
+
+    Example:
+        >>> ds = ToyDataset("8gaussians")
+        >>> ds.sample(4, torch.Generator().manual_seed(0)).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(self, name: str) -> None:
+        if name not in TOY_DATASETS:
+            raise FlowmatchError(
+                f"unknown toy dataset {name!r}; choose one of {', '.join(TOY_DATASETS)}"
+            )
+        self.name = name
+        self.dim = 2
+        self.shape = (2,)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Draw ``n`` fresh points, shape (n, 2)."""
+        return sample_toy(self.name, n, generator)
+
+    def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
+        """Draw ``n`` fresh points (2000 when ``n`` is None), shape (n, 2)."""
+        return sample_toy(self.name, DEFAULT_TOY_HELD_OUT if n is None else n, generator)
+
+
+class ArrayDataset(Dataset):
+    """A finite set of samples, split once into training and test rows.
+
+    The split is a random permutation drawn from ``split_seed`` alone, so it is the same on
+    every run and machine. The test part has ``round(N * holdout_fraction)`` rows, clamped
+    to [1, N - 1] so that both parts are non-empty; hence at least 2 samples are required.
+
+    Args:
+        x: samples of shape (N, D) or (N, *shape), floating point and finite.
+        name: what the user called the data (e.g. the file path).
+        holdout_fraction: share of rows held out for evaluation, in (0, 1).
+        split_seed: seed of the train/test permutation.
+
+    Attributes:
+        train_data: training rows, shape (N_train, ...).
+        test_data: held-out rows, shape (N_test, ...).
+
+    Example:
+        >>> ds = ArrayDataset(torch.randn(10, 3), "demo", holdout_fraction=0.2)
+        >>> ds.train_data.shape, ds.test_data.shape
+        (torch.Size([8, 3]), torch.Size([2, 3]))
+    """
+
+    def __init__(
+        self, x: Tensor, name: str, holdout_fraction: float = 0.1, split_seed: int = 0
+    ) -> None:
+        check_points(x, name)
+        if x.shape[0] < 2:
+            raise FlowmatchError(
+                f"{name}: has {x.shape[0]} sample but training needs at least 2 "
+                "(one to train on, one to evaluate); add more samples"
+            )
+        if not 0.0 < holdout_fraction < 1.0:
+            raise FlowmatchError(
+                f"holdout_fraction must be strictly between 0 and 1, got {holdout_fraction!r}"
+            )
+        n_rows = x.shape[0]
+        n_test = min(max(round(n_rows * holdout_fraction), 1), n_rows - 1)
+        split = torch.Generator().manual_seed(split_seed)
+        perm = torch.randperm(n_rows, generator=split).to(x.device)  # (N,)
+        self.name = name
+        self.dim = x[0].numel()
+        self.shape = tuple(x.shape[1:])
+        self.test_data = x[perm[:n_test]]  # (N_test, ...)
+        self.train_data = x[perm[n_test:]]  # (N_train, ...)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Draw ``n`` training rows uniformly with replacement, shape (n, ...)."""
+        _check_n(n)
+        _check_generator(generator)
+        idx = torch.randint(
+            self.train_data.shape[0], (n,), generator=generator, device=generator.device
+        )
+        return self.train_data[idx.to(self.train_data.device)]
+
+    def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
+        """All test rows when ``n`` is None, else ``min(n, N_test)`` of them without replacement."""
+        if n is None:
+            return self.test_data
+        _check_n(n)
+        _check_generator(generator)
+        m = self.test_data.shape[0]
+        if n >= m:
+            return self.test_data
+        idx = torch.randperm(m, generator=generator, device=generator.device)[:n]
+        return self.test_data[idx.to(self.test_data.device)]
+
+
+DATASETS: dict[str, Callable[[], Dataset]] = {
+    name: partial(ToyDataset, name) for name in TOY_DATASETS
+}
+
+
+def get_dataset(spec: str | Path) -> Dataset:
+    """Build the data set named by ``spec``: a registered name, else a data file's path.
+
+    Files are read with :func:`~flowmatch.data.files.load_array` and split by
+    :class:`ArrayDataset` with its defaults.
+
+    Args:
+        spec: a key of :data:`DATASETS` or the path of a ``.npy``, ``.npz`` or ``.csv`` file.
+
+    Returns:
+        The data set.
+
+    Example:
+        >>> get_dataset("moons")
+        ToyDataset(name='moons', dim=2)
+    """
+    if not isinstance(spec, (str, Path)):
+        raise FlowmatchError(f"dataset must be a name or a path, got {type(spec).__name__}")
+    factory = DATASETS.get(str(spec))
+    if factory is not None:
+        return factory()
+    if not Path(spec).exists():
+        raise FlowmatchError(
+            f"unknown dataset {str(spec)!r}: not a built-in ({', '.join(DATASETS)}) "
+            "and no such file"
+        )
+    return ArrayDataset(load_array(spec), name=str(spec))

@@ -1,0 +1,37 @@
+"""ODE solvers for flows: fixed-grid Runge-Kutta and adaptive methods behind one ``solve``.
+
+Time convention: t = 0 is noise N(0, I), t = 1 is data. Integrating forward (0 -> 1) samples;
+backward (1 -> 0) maps data to noise.
+
+Example:
+    >>> import torch
+    >>> from flowmatch.solvers import SOLVERS, solve
+    >>> list(SOLVERS)
+    ['euler', 'midpoint', 'heun', 'rk4', 'dopri5', 'dopri8', 'bosh3', 'adaptive_heun']
+    >>> solve(lambda t, x: torch.ones_like(x), torch.zeros(3, 2), steps=4).x[0].tolist()
+    [1.0, 1.0]
+"""
+
+from flowmatch.solvers.adaptive import AdaptiveSolver, CountingField
+from flowmatch.solvers.base import ODESolution, SolverSpec, VelocityField
+from flowmatch.solvers.fixed import FixedGridSolver, rk_integrate
+from flowmatch.solvers.integrate import solve
+from flowmatch.solvers.registry import SOLVERS
+from flowmatch.solvers.tableaus import EULER, HEUN, MIDPOINT, RK4, ButcherTableau
+
+__all__ = [
+    "EULER",
+    "HEUN",
+    "MIDPOINT",
+    "RK4",
+    "SOLVERS",
+    "AdaptiveSolver",
+    "ButcherTableau",
+    "CountingField",
+    "FixedGridSolver",
+    "ODESolution",
+    "SolverSpec",
+    "VelocityField",
+    "rk_integrate",
+    "solve",
+]

@@ -1,0 +1,25 @@
+"""Figures and animations of data, samples, probability paths, losses and densities.
+
+Each function takes numpy arrays, writes one file atomically and returns its path; matplotlib
+and Pillow are only imported when a function is called.
+"""
+
+from flowmatch.viz.animation import animate_path
+from flowmatch.viz.figures import (
+    plot_density,
+    plot_loss,
+    plot_path_snapshots,
+    plot_samples,
+    plot_trajectories,
+    save_image_grid,
+)
+
+__all__ = [
+    "animate_path",
+    "plot_density",
+    "plot_loss",
+    "plot_path_snapshots",
+    "plot_samples",
+    "plot_trajectories",
+    "save_image_grid",
+]

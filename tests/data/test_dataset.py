@@ -1,0 +1,136 @@
+"""Dataset objects: toy sets, array splits, sampling and the name-or-path lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flowmatch.data.dataset import DATASETS, ArrayDataset, ToyDataset, get_dataset
+from flowmatch.data.toy import TOY_DATASETS
+from flowmatch.errors import FlowmatchError
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def rows(x: torch.Tensor) -> set[tuple[float, ...]]:
+    return {tuple(r.tolist()) for r in x}
+
+
+@pytest.fixture
+def x() -> torch.Tensor:
+    return torch.arange(60, dtype=torch.float32).reshape(20, 3)  # 20 distinct rows
+
+
+def test_registry_holds_the_toy_sets():
+    assert set(DATASETS) == set(TOY_DATASETS)
+    for name in DATASETS:
+        ds = get_dataset(name)
+        assert isinstance(ds, ToyDataset) and ds.name == name and ds.dim == 2
+        assert ds.shape == (2,)
+        assert ds.sample(5, gen()).shape == (5, 2)
+
+
+def test_toy_held_out_is_fresh():
+    ds = ToyDataset("moons")
+    assert ds.held_out(None, gen()).shape == (2000, 2)
+    assert ds.held_out(17, gen()).shape == (17, 2)
+    assert not torch.equal(ds.sample(17, gen(1)), ds.sample(17, gen(2)))
+    with pytest.raises(FlowmatchError, match="unknown toy dataset"):
+        ToyDataset("digits")
+
+
+def test_split_partitions_rows(x):
+    ds = ArrayDataset(x, "arr", holdout_fraction=0.25)
+    assert ds.test_data.shape == (5, 3) and ds.train_data.shape == (15, 3)
+    assert rows(ds.train_data) | rows(ds.test_data) == rows(x)
+    assert not rows(ds.train_data) & rows(ds.test_data)
+    assert ds.dim == 3 and ds.shape == (3,) and ds.name == "arr"
+
+
+def test_split_depends_only_on_split_seed(x):
+    a, b = ArrayDataset(x, "a"), ArrayDataset(x, "b")
+    torch.manual_seed(123)  # the global state must not matter
+    c = ArrayDataset(x, "c")
+    assert torch.equal(a.test_data, b.test_data) and torch.equal(a.test_data, c.test_data)
+    others = [ArrayDataset(x, "d", split_seed=s).test_data for s in range(1, 6)]
+    assert any(not torch.equal(a.test_data, o) for o in others)
+
+
+@pytest.mark.parametrize(
+    ("n", "frac", "n_test"), [(2, 0.1, 1), (2, 0.9, 1), (10, 0.01, 1), (10, 0.5, 5)]
+)
+def test_both_parts_nonempty(n, frac, n_test):
+    ds = ArrayDataset(torch.randn(n, 2), "arr", holdout_fraction=frac)
+    assert len(ds.test_data) == n_test and len(ds.train_data) == n - n_test
+
+
+def test_sample_draws_training_rows_only(x):
+    ds = ArrayDataset(x, "arr", holdout_fraction=0.5)
+    state = torch.get_rng_state()
+    s = ds.sample(500, gen(3))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert s.shape == (500, 3)
+    assert rows(s) == rows(ds.train_data)  # 500 draws from 10 rows hit every one of them
+    assert torch.equal(s, ds.sample(500, gen(3)))
+
+
+def test_held_out_rows(x):
+    ds = ArrayDataset(x, "arr", holdout_fraction=0.3)
+    assert torch.equal(ds.held_out(None, gen()), ds.test_data)
+    assert torch.equal(ds.held_out(100, gen()), ds.test_data)
+    part = ds.held_out(4, gen())
+    assert part.shape == (4, 3)
+    assert len(rows(part)) == 4 and rows(part) <= rows(ds.test_data)
+
+
+def test_images_keep_their_shape():
+    ds = ArrayDataset(torch.rand(10, 1, 4, 4), "img")
+    assert ds.dim == 16 and ds.shape == (1, 4, 4)
+    assert ds.sample(3, gen()).shape == (3, 1, 4, 4)
+
+
+def test_array_dataset_rejects_bad_input(x):
+    with pytest.raises(FlowmatchError, match="at least 2"):
+        ArrayDataset(torch.ones(1, 2), "one")
+    with pytest.raises(FlowmatchError, match="empty"):
+        ArrayDataset(torch.ones(0, 2), "none")
+    with pytest.raises(FlowmatchError, match="NaN"):
+        ArrayDataset(torch.tensor([[1.0], [float("nan")]]), "nan")
+    for frac in (0.0, 1.0, -0.5):
+        with pytest.raises(FlowmatchError, match="holdout_fraction"):
+            ArrayDataset(x, "arr", holdout_fraction=frac)
+    ds = ArrayDataset(x, "arr")
+    with pytest.raises(FlowmatchError, match="positive integer"):
+        ds.sample(0, gen())
+    with pytest.raises(FlowmatchError, match="positive integer"):
+        ds.held_out(-1, gen())
+    with pytest.raises(FlowmatchError, match=r"torch\.Generator"):
+        ds.sample(3, None)
+
+
+def test_get_dataset_from_file(tmp_path):
+    data = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    path = tmp_path / "points.npy"
+    np.save(path, data)
+    ds = get_dataset(str(path))
+    assert isinstance(ds, ArrayDataset) and ds.name == str(path) and ds.dim == 4
+    assert len(ds.train_data) + len(ds.test_data) == 30
+    assert rows(torch.cat([ds.train_data, ds.test_data])) == rows(torch.from_numpy(data))
+
+
+def test_get_dataset_unknown():
+    with pytest.raises(FlowmatchError) as info:
+        get_dataset("foo")
+    msg = str(info.value)
+    assert "unknown dataset 'foo'" in msg and "no such file" in msg
+    assert all(name in msg for name in DATASETS)
+
+
+def test_get_dataset_bad_file_reports_loader_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("1,2\n3\n")
+    with pytest.raises(FlowmatchError, match="line 2"):
+        get_dataset(str(path))

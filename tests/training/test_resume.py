@@ -1,0 +1,95 @@
+"""Checkpoints: resume equals uninterrupted training; save/load round trips."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+import flowmatch
+from flowmatch.errors import FlowmatchError
+from flowmatch.models import ModelConfig
+from flowmatch.training import TrainConfig, load_checkpoint, resume, train
+
+TINY = TrainConfig(
+    data="moons",
+    steps=60,
+    batch_size=64,
+    model=ModelConfig(width=32, depth=2),
+    checkpoint_every=25,
+    log_every=10,
+    warmup_steps=5,
+    threads=1,
+)
+
+
+def tiny(**kw):
+    return dataclasses.replace(TINY, **kw)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full = train(tiny(), tmp_path / "full")
+    part = train(tiny(), tmp_path / "part", stop_after=35)
+    assert part.step == 35 and not part.complete
+    done = resume(tmp_path / "part")
+    assert done.complete and full.complete
+    a, meta_a = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
+    b, meta_b = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert meta_a["step"] == meta_b["step"] == 60
+    # the resumed log has each logged step once (plus the stop point), in order
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "part" / "metrics.jsonl").open()]
+    assert steps == sorted(set(steps)) and set(range(10, 61, 10)) <= set(steps)
+
+
+def test_resume_after_the_end_is_a_no_op(tmp_path):
+    train(tiny(steps=10, log_every=5), tmp_path / "run")
+    before = (tmp_path / "run" / "checkpoint.safetensors").read_bytes()
+    result = resume(tmp_path / "run")
+    assert result.complete
+    assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == before
+
+
+def test_load_round_trip_uses_ema_weights(tmp_path):
+    train(tiny(steps=30), tmp_path / "run")
+    tensors, _ = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    flow = flowmatch.load(tmp_path / "run")
+    for name, value in flow.state_dict().items():
+        assert torch.equal(value, tensors[f"ema.{name}"]), name
+    raw = flowmatch.load(tmp_path / "run", ema=False)
+    assert not torch.equal(
+        raw.velocity.net[0].weight, flow.velocity.net[0].weight
+    )  # EMA and raw weights differ after training
+    x1 = flow.sample(50, solver="rk4", steps=5, seed=3)
+    x2 = flowmatch.load(tmp_path / "run").sample(50, solver="rk4", steps=5, seed=3)
+    torch.testing.assert_close(x1, x2)
+
+
+def test_samples_come_back_in_data_units(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 2, generator=g) * torch.tensor([0.01, 300.0]) + torch.tensor([5.0, -7e3])
+    path = tmp_path / "data.npy"
+    import numpy as np
+
+    np.save(path, x.numpy())
+    train(tiny(data=str(path), steps=300, lr=3e-3), tmp_path / "run")
+    flow = flowmatch.load(tmp_path / "run")
+    s = flow.sample(2000, solver="rk4", steps=10, seed=0)
+    torch.testing.assert_close(s.mean(0), x.mean(0), rtol=0, atol=float(x.std(0).max()) * 0.2)
+    ratio = s.std(0) / x.std(0)
+    assert ((ratio > 0.7) & (ratio < 1.3)).all(), ratio
+
+
+def test_new_run_refuses_a_used_folder(tmp_path):
+    train(tiny(steps=5, log_every=5), tmp_path / "run")
+    before = (tmp_path / "run" / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(FlowmatchError, match="already holds a run"):
+        train(tiny(steps=5), tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == before
+
+
+def test_divergence_is_reported_and_keeps_the_last_checkpoint(tmp_path):
+    with pytest.raises(FlowmatchError, match="diverged"):
+        train(tiny(lr=1e30, grad_clip=0.0, steps=40, checkpoint_every=10), tmp_path / "run")
