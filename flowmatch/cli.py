@@ -89,6 +89,15 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = TRAIN_HELP.get(f.name, f.name)
         if f.name == "data":
             help_text += f" (built-ins: {', '.join(choices['_datasets'])})"
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{help_text} (default: {default})",
+            )
+            continue
         parser.add_argument(
             flag,
             dest=f.name,

@@ -42,6 +42,10 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 100
     holdout_fraction: float = 0.1
+    # -- continuous normalizing flows, maximum likelihood (--method cnf) ---------------------
+    # -- discrete flows (--method planar) ------------------------------------------------------
+    # -- couplings and sources -------------------------------------------------------------------
+    # -- conditioning ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
