@@ -49,11 +49,15 @@ TRAIN_HELP = {
     "depth": "hidden layers",
     "activation": "activation function",
     "time_embed_dim": "size of the time embedding",
+    "layers": "planar layers K (--method planar)",
+    "planar_activation": "gate h of the planar layers (--method planar)",
+    "planar_affine": "start the planar stack with a learnable elementwise affine layer",
 }
 
 
 def _choices() -> dict[str, list[str]]:
     from flowmatch.data import DATASETS
+    from flowmatch.flows import PLANAR_ACTIVATIONS
     from flowmatch.models import ACTIVATIONS, MODELS
     from flowmatch.paths import PATHS
     from flowmatch.training.loop import OPTIMIZERS
@@ -68,6 +72,7 @@ def _choices() -> dict[str, list[str]]:
         "time_sampling": list(TIME_SAMPLERS),
         "name": list(MODELS),
         "activation": list(ACTIVATIONS),
+        "planar_activation": list(PLANAR_ACTIVATIONS),
         "_datasets": list(DATASETS),
     }
 
@@ -155,11 +160,53 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=0)
     _add_solver_flags(pl)
 
+    fe = sub.add_parser(
+        "fit-energy", help="fit a planar flow to an unnormalized 2-D energy by reverse KL"
+    )
+    _add_fit_energy_flags(fe)
+
     d = sub.add_parser("demo", help="train on a built-in 2-D set, evaluate and plot")
     d.add_argument("--data", default="moons", help="built-in 2-D dataset (default: moons)")
-    d.add_argument("--steps", type=int, default=3000)
+    d.add_argument("--steps", type=int, default=4000)
     d.add_argument("--out", type=Path, help="run folder (default: runs/demo-<time>)")
     return p
+
+
+def _add_fit_energy_flags(p: argparse.ArgumentParser) -> None:
+    from flowmatch.data.energies import ENERGIES
+    from flowmatch.flows import PLANAR_ACTIVATIONS
+
+    p.add_argument("energy", choices=list(ENERGIES), help="the target exp(-U) (Rezende–Mohamed)")
+    p.add_argument("--out", type=Path, required=True, help="new run folder")
+    p.add_argument("--layers", type=int, default=32, help="planar layers K (default: 32)")
+    p.add_argument(
+        "--planar-activation", choices=list(PLANAR_ACTIVATIONS), default="tanh", help="gate h"
+    )
+    p.add_argument(
+        "--planar-affine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start with a learnable diagonal Gaussian (default: True)",
+    )
+    p.add_argument("--steps", type=int, default=5000, help="optimizer steps (default: 5000)")
+    p.add_argument("--batch-size", type=int, default=256, help="draws of q per step")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
+    p.add_argument(
+        "--anneal-steps",
+        type=int,
+        default=None,
+        help="steps of the inverse-temperature ramp 0.01 -> 1 (default: steps / 4)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--box",
+        type=float,
+        nargs=4,
+        metavar=("Z1MIN", "Z1MAX", "Z2MIN", "Z2MAX"),
+        help="the box of the target and of the report (default: -4 4 -4 4)",
+    )
+    p.add_argument("--grid", type=int, default=400, help="quadrature grid per axis (400)")
+    p.add_argument("--n", type=int, default=20_000, help="draws of q for the report (20000)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -332,6 +379,33 @@ def cmd_plot(args: argparse.Namespace) -> None:
         print(path)
 
 
+def cmd_fit_energy(args: argparse.Namespace) -> None:
+    from flowmatch.training.checkpoint import check_new_run_dir
+    from flowmatch.training.energy import fit_energy, save_energy_fit
+    from flowmatch.viz.energy import write_energy_fit_figure
+
+    check_new_run_dir(args.out)  # before minutes of fitting, not after
+    print(f"fitting {args.layers} planar layers to {args.energy} by reverse KL, {args.steps} steps")
+    flow, fit = fit_energy(
+        args.energy,
+        layers=args.layers,
+        activation=args.planar_activation,
+        affine=args.planar_affine,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        anneal_steps=args.anneal_steps,
+        seed=args.seed,
+        box=None if args.box is None else tuple(args.box),
+        report_samples=args.n,
+        grid=args.grid,
+    )
+    save_energy_fit(flow, fit, args.out)
+    figure = write_energy_fit_figure(flow, fit.energy, args.out / "density.png", seed=args.seed)
+    print("\n".join(fit.report.lines()))
+    print(f"fit in {fit.seconds:.1f}s; run folder: {args.out}; figure: {figure}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from flowmatch.data import TOY_DATASETS
 
@@ -355,6 +429,7 @@ COMMANDS = {
     "invert": cmd_invert,
     "eval": cmd_eval,
     "plot": cmd_plot,
+    "fit-energy": cmd_fit_energy,
     "demo": cmd_demo,
 }
 
