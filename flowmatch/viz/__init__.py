@@ -6,13 +6,12 @@ and Pillow are only imported when a function is called.
 
 from flowmatch.viz.animation import animate_path
 from flowmatch.viz.figures import (
-    plot_density,
     plot_loss,
     plot_path_snapshots,
     plot_samples,
     plot_trajectories,
-    save_image_grid,
 )
+from flowmatch.viz.grids import plot_density, save_image_grid
 
 __all__ = [
     "animate_path",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from flowmatch.errors import FlowmatchError
-from flowmatch.viz.figures import (
+from flowmatch.viz._common import (
     NOISE_COLOR,
     PathLike,
     _atomic_write,

@@ -1,4 +1,4 @@
-"""Static figures: samples against data, particle paths, snapshots of p_t, loss, density, images.
+"""Static figures: samples against data, particle paths, snapshots of p_t and the loss.
 
 Every function takes numpy arrays (a CPU ``torch.Tensor`` is accepted too), writes exactly one
 file atomically (a hidden temporary file in the same folder, then ``os.replace``) and returns its
@@ -16,181 +16,37 @@ them, and figures are drawn on an explicit Agg canvas, never through ``pyplot``'
 from __future__ import annotations
 
 import math
-import os
-import secrets
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from flowmatch.errors import FlowmatchError
+from flowmatch.viz._common import (
+    DATA_COLOR,
+    MAX_SCATTER,
+    NOISE_COLOR,
+    PATH_COLOR,
+    SAMPLE_COLOR,
+    PathLike,
+    _as_array,
+    _check_finite,
+    _count,
+    _dims_note,
+    _frame_2d,
+    _limits,
+    _marker_style,
+    _n_bins,
+    _new_figure,
+    _points,
+    _save_figure,
+    _scatter,
+    _subsample,
+    _times,
+    _trajectory,
+)
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-__all__ = [
-    "plot_density",
-    "plot_loss",
-    "plot_path_snapshots",
-    "plot_samples",
-    "plot_trajectories",
-    "save_image_grid",
-]
-
-PathLike = str | os.PathLike[str]
-
-DPI = 120
-MAX_SCATTER = 20_000  # more points only blur a 4-inch panel and slow the render down
-NOISE_COLOR = "#4c72b0"  # t = 0
-SAMPLE_COLOR = "#dd8452"  # t = 1, model samples
-DATA_COLOR = "#3a7d44"
-PATH_COLOR = "#8c8c8c"
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _as_array(x: Any, name: str, ndims: tuple[int, ...], expected: str) -> np.ndarray:
-    """Convert ``x`` to a non-empty float64 array with one of ``ndims`` dimensions."""
-    if hasattr(x, "detach"):  # a torch.Tensor, possibly on a GPU or requiring grad
-        x = x.detach().cpu().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise FlowmatchError(f"{name} must be a numeric array {expected}, got {x!r:.60}") from err
-    if arr.ndim not in ndims:
-        raise FlowmatchError(f"{name} must have shape {expected}, got shape {arr.shape}")
-    if arr.size == 0:
-        raise FlowmatchError(f"{name} is empty (shape {arr.shape}); pass at least one value")
-    return arr
-
-
-def _check_finite(arr: np.ndarray, name: str, allow_neg_inf: bool = False) -> None:
-    bad = np.isnan(arr) | (np.isposinf(arr)) | (np.isneginf(arr) & (not allow_neg_inf))
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise FlowmatchError(
-            f"{name} contains {int(bad.sum())} non-finite values ({arr[idx]} at index {idx}); "
-            "remove them before plotting"
-        )
-
-
-def _points(x: Any, name: str) -> np.ndarray:
-    """Finite points of shape (N, D); a flat (N,) array is read as D = 1."""
-    arr = _as_array(x, name, (1, 2), "(N, D)")
-    _check_finite(arr, name)
-    return arr[:, None] if arr.ndim == 1 else arr
-
-
-def _trajectory(x: Any) -> np.ndarray:
-    """Finite particle positions of shape (T, N, D)."""
-    arr = _as_array(x, "trajectory", (3,), "(T, N, D) with T times, N particles, D dims")
-    _check_finite(arr, "trajectory")
-    return arr
-
-
-def _times(ts: Any, n_times: int) -> np.ndarray:
-    t = _as_array(ts, "ts", (1,), f"({n_times},), one time per trajectory step")
-    if t.shape[0] != n_times:
-        raise FlowmatchError(f"ts has {t.shape[0]} times but the trajectory has {n_times} steps")
-    _check_finite(t, "ts")
-    return t
-
-
-# ----------------------------------------------------------------------------- layout
-
-
-def _limits(points: np.ndarray, q: float = 0.5, pad: float = 0.08) -> np.ndarray:
-    """Per-column plot limits (D, 2) from robust percentiles, so outliers don't squash a plot."""
-    lo, hi = np.percentile(points, [q, 100.0 - q], axis=0)
-    span = hi - lo
-    flat = span <= 1e-12 * np.maximum(np.abs(lo), 1.0)
-    # a constant column still gets a window around its value
-    half = np.where(flat, 0.5 * np.maximum(np.abs(lo), 1.0), pad * span)
-    return np.stack([lo - half, hi + half], axis=1)
-
-
-def _subsample(n: int, cap: int) -> np.ndarray:
-    """Evenly spaced indices of at most ``cap`` of ``n`` items (deterministic, order-robust)."""
-    if n <= cap:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, cap).round().astype(np.int64))
-
-
-def _marker_style(n: int) -> dict[str, Any]:
-    """Small, translucent markers; the more points, the smaller and fainter."""
-    return {
-        "s": 6.0 if n <= 1_000 else 3.0 if n <= 5_000 else 1.5,
-        "alpha": float(np.clip(25.0 / math.sqrt(n), 0.15, 0.8)),
-        "linewidths": 0,
-        "rasterized": True,  # keeps .pdf / .svg output small
-    }
-
-
-def _dims_note(d: int) -> str:
-    return f" (first 2 of {d} dims)" if d > 2 else ""
-
-
-def _n_bins(n: int) -> int:
-    return int(np.clip(round(math.sqrt(n)), 20, 80))
-
-
-def _new_figure(
-    ncols: int = 1, nrows: int = 1, panel: tuple[float, float] = (4.0, 4.0), dpi: int = DPI
-) -> tuple[Figure, list[Axes]]:
-    """A figure on its own Agg canvas (no pyplot) and its axes, row-major."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, list(axes.ravel())
-
-
-def _frame_2d(ax: Axes, lims: np.ndarray) -> None:
-    ax.set_xlim(*lims[0])
-    ax.set_ylim(*lims[1])
-    ax.set_aspect("equal", adjustable="box")
-    ax.tick_params(labelsize=8)
-
-
-def _scatter(ax: Axes, x: np.ndarray, color: str, label: str | None = None) -> None:
-    """Scatter the first two coordinates of (N, D) points, at most MAX_SCATTER of them."""
-    x = x[_subsample(len(x), MAX_SCATTER)]
-    ax.scatter(x[:, 0], x[:, 1], color=color, label=label, **_marker_style(len(x)))
-
-
-def _count(n: int) -> str:
-    return f"n={n:,}" if n <= MAX_SCATTER else f"{MAX_SCATTER:,} of n={n:,} shown"
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a hidden temporary file next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:  # "x": never clobber; plain open respects the umask
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _save_figure(fig: Figure, path: PathLike) -> Path:
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    if fmt not in fig.canvas.get_supported_filetypes():
-        known = ", ".join(sorted(fig.canvas.get_supported_filetypes()))
-        raise FlowmatchError(f"cannot write a figure as {fmt!r} ({path}); use one of: {known}")
-    return _atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=fig.dpi))
+__all__ = ["plot_loss", "plot_path_snapshots", "plot_samples", "plot_trajectories"]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -467,174 +323,3 @@ def plot_loss(steps: Any, losses: Any, path: PathLike, ema_losses: Any | None = 
     note = f", {skipped} non-finite skipped" if skipped else ""
     ax.set_title(f"training loss (last {y_ok[-1]:.4g}{note})", fontsize=10)
     return _save_figure(fig, path)
-
-
-def plot_density(
-    xx: Any,
-    yy: Any | None,
-    log_density: Any,
-    path: PathLike,
-    data: Any | None = None,
-    *,
-    log: bool = False,
-    title: str | None = None,
-) -> Path:
-    """Draw a density p = exp(log_density) evaluated on a grid, optionally with data points.
-
-    In 2-D, ``xx`` and ``yy`` are either the grids of ``np.meshgrid(x, y)`` (any indexing), of
-    the same shape as ``log_density``, or the axes ``x`` (W,) and ``y`` (H,) with
-    ``log_density`` of shape (H, W). In 1-D pass ``yy=None`` and ``xx``, ``log_density`` of
-    shape (G,): the density is drawn as a line over a histogram of ``data``.
-
-    Args:
-        xx: x coordinates of the grid.
-        yy: y coordinates of the grid, or None for a 1-D density.
-        log_density: log p at each grid point; ``-inf`` (zero density) is allowed.
-        path: output file.
-        data: optional points (N, D) drawn over the heatmap (first two coordinates).
-        log: show log p instead of p (clipped 12 nats below its maximum), to reveal tails.
-        title: the title; a description of what is shown if omitted.
-
-    Returns:
-        The path written.
-    """
-    ld = _as_array(log_density, "log_density", (1, 2), "(H, W), or (G,) with yy=None")
-    _check_finite(ld, "log_density", allow_neg_inf=True)
-    x = _as_array(xx, "xx", (1, 2), "(W,) or (H, W)")
-    _check_finite(x, "xx")
-    points = None if data is None else _points(data, "data")
-    if log:
-        top = ld.max() if np.isfinite(ld.max()) else 0.0
-        values, label = np.maximum(ld, top - 12.0), "log density log p(x)"
-    else:
-        with np.errstate(over="ignore"):
-            values, label = np.exp(ld), "density p(x)"
-        if not np.isfinite(values).all():  # an unnormalized log-density too large to exp
-            values, label = np.exp(ld - ld.max()), "density p(x) / max p(x)"
-    default_title = ("log density" if log else "density") + " on a grid"
-    if yy is None:
-        if ld.ndim != 1 or x.shape != ld.shape:
-            raise FlowmatchError(
-                f"with yy=None, xx and log_density must both have shape (G,), got {x.shape} "
-                f"and {ld.shape}"
-            )
-        fig, (ax,) = _new_figure(panel=(6.0, 3.8))
-        if points is not None:
-            edges = np.linspace(x.min(), x.max(), _n_bins(len(points)) + 1)
-            ax.hist(points[:, 0], edges, density=True, color=DATA_COLOR, alpha=0.35, label="data")
-        ax.plot(x, values, color=NOISE_COLOR, linewidth=1.8, label=label)
-        ax.set_xlim(x.min(), x.max())
-        ax.set_xlabel("x")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8, frameon=False)
-        ax.tick_params(labelsize=8)
-    else:
-        y = _as_array(yy, "yy", (1, 2), "(H,) or (H, W)")
-        _check_finite(y, "yy")
-        grids_ok = (x.ndim == y.ndim == 2 and x.shape == y.shape == ld.shape) or (
-            x.ndim == y.ndim == 1 and ld.shape == (len(y), len(x))
-        )
-        if not grids_ok:
-            raise FlowmatchError(
-                f"grid shapes do not fit: xx {x.shape}, yy {y.shape}, log_density {ld.shape}; "
-                "pass meshgrids of log_density's shape, or axes x (W,), y (H,) with "
-                "log_density (H, W)"
-            )
-        fig, (ax,) = _new_figure(panel=(5.2, 4.4))
-        mesh = ax.pcolormesh(x, y, values, cmap="viridis", shading="auto", rasterized=True)
-        bar = fig.colorbar(mesh, ax=ax, shrink=0.85)
-        bar.set_label(label, fontsize=9)
-        bar.ax.tick_params(labelsize=8)
-        if points is not None:
-            shown = points[_subsample(len(points), 5_000)]
-            ax.scatter(
-                shown[:, 0],
-                shown[:, 1],
-                s=2.0,
-                color="#ff4040",  # red reads on both ends of viridis
-                alpha=0.6,
-                linewidths=0,
-                rasterized=True,
-                label=f"data{_dims_note(points.shape[1])}",
-            )
-            ax.legend(fontsize=8, loc="upper right", markerscale=4, framealpha=0.6)
-        ax.set_xlim(x.min(), x.max())
-        ax.set_ylim(y.min(), y.max())
-        ax.set_aspect("equal", adjustable="box")
-        ax.tick_params(labelsize=8)
-    ax.set_title(title or default_title, fontsize=10)
-    return _save_figure(fig, path)
-
-
-def save_image_grid(
-    images: Any, path: PathLike, nrow: int | None = None, *, scale: int | None = None
-) -> Path:
-    """Tile images into one grid picture, min-max scaled over the whole grid.
-
-    Grey images are written in grey levels, three-channel images in color, each separated by a
-    thin white border. Small images are enlarged by an integer factor (nearest neighbour) so a
-    28x28 digit stays readable.
-
-    Args:
-        images: shape (N, H, W), (N, 1, H, W) or (N, 3, H, W), in any value range.
-        path: output file; PNG unless the suffix names another format Pillow writes.
-        nrow: images per row (as in ``torchvision.utils.make_grid``); about sqrt(N) if omitted.
-        scale: integer enlargement; by default the one that makes each image about 96 pixels.
-
-    Returns:
-        The path written.
-
-    Example:
-        >>> import tempfile, numpy as np
-        >>> with tempfile.TemporaryDirectory() as tmp:
-        ...     out = save_image_grid(np.random.rand(16, 1, 8, 8), f"{tmp}/grid.png")
-        ...     out.name
-        'grid.png'
-    """
-    arr = _as_array(images, "images", (3, 4), "(N, H, W) or (N, C, H, W) with C in {1, 3}")
-    if arr.ndim == 4:
-        if arr.shape[1] not in (1, 3):
-            raise FlowmatchError(f"images must have 1 or 3 channels, got shape {arr.shape}")
-        arr = arr.transpose(0, 2, 3, 1)  # (N, H, W, C)
-    else:
-        arr = arr[..., None]
-    _check_finite(arr, "images")
-    n, h, w, c = arr.shape
-    per_row = math.ceil(math.sqrt(n)) if nrow is None else nrow
-    if per_row < 1:
-        raise FlowmatchError(f"nrow must be >= 1, got {nrow}")
-    if scale is None:
-        scale = max(1, 96 // max(h, w))
-    if scale < 1:
-        raise FlowmatchError(f"scale must be >= 1, got {scale}")
-    lo, hi = float(arr.min()), float(arr.max())
-    arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
-    h, w = h * scale, w * scale
-    cols = min(per_row, n)
-    rows = math.ceil(n / cols)
-    border = 2
-    grid = np.ones((rows * (h + border) + border, cols * (w + border) + border, c))
-    for k in range(n):
-        top = border + (k // cols) * (h + border)
-        left = border + (k % cols) * (w + border)
-        grid[top : top + h, left : left + w] = arr[k]
-    pixels = (grid * 255.0).round().astype(np.uint8)
-    from PIL import Image
-
-    suffix = Path(path).suffix.lower()
-    known = Image.registered_extensions()  # e.g. {".png": "PNG", ...}
-    if suffix and suffix not in known:
-        raise FlowmatchError(f"cannot write an image as {suffix!r} ({path}); use .png")
-    img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)  # uint8: mode L or RGB
-    return _atomic_write(path, lambda fh: img.save(fh, format=known.get(suffix, "PNG")))
-
-
-def __getattr__(name: str) -> Any:
-    # animate_path lives in flowmatch.viz.animation, which imports the helpers above; it is
-    # also reachable from here for callers that import it from this module.
-    if name == "animate_path":
-        from flowmatch.viz.animation import animate_path
-
-        return animate_path
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
