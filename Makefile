@@ -9,7 +9,7 @@ PIP_TORCH_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flowmatch-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_flow_matching.py
+
+# installs torchcfm and flow-matching into bench-out/peer-venv, never into $(VENV)
+bench-peers: $(STAMP)
+	nice -n 10 $(BIN)/python benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) runs

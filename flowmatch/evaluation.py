@@ -1,4 +1,8 @@
-"""Sample quality of a trained flow at several solvers and step counts, beside a data floor."""
+"""Sample quality of a trained flow at several solvers and step counts, beside a data floor.
+
+Also the W2-versus-NFE curve of one fixed-grid solver, the smallest step count whose W2 is
+within a tolerance of the converged (adaptive) result, and the straightness of the flow.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,26 @@ from torch import Tensor
 
 from flowmatch.metrics import mmd, wasserstein2
 
-__all__ = ["DEFAULT_SETTINGS", "EvalRow", "SolverSetting", "evaluate_flow"]
+__all__ = [
+    "CURVE_STEPS",
+    "DEFAULT_SETTINGS",
+    "EvalRow",
+    "SolverSetting",
+    "evaluate_flow",
+    "flow_path_statistics",
+    "recommend_steps",
+    "solver_options",
+    "w2_nfe_curve",
+]
+
+CURVE_STEPS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 32, 100)
+"""Step counts of the W2-versus-NFE curve."""
+
+STRAIGHTNESS_POINTS = 1000
+"""Source draws whose dopri5 trajectories give the straightness (at most)."""
+
+GRID_FIT_POINTS = 512
+"""Source draws along which a model-fitted time grid estimates the error (seeded apart)."""
 
 
 @dataclass(frozen=True)
@@ -54,27 +77,32 @@ def evaluate_flow(
     seed: int = 0,
     atol: float = 1e-5,
     rtol: float = 1e-5,
+    time_grid: str = "uniform",
+    with_mmd: bool = True,
 ) -> list[EvalRow]:
     """Draw as many samples as ``reference`` has rows with each setting; score W2 and MMD.
 
+    With ``with_mmd=False`` the MMD column is NaN (for curves that only need W2).
+
     The same noise seed is used for every setting, so differences come from the solver alone.
+    Fixed-grid solvers step on the named ``time_grid`` (see
+    :data:`~flowmatch.solvers.TIME_GRIDS`).
     """
     from flowmatch.solvers import SOLVERS
 
     n = reference.shape[0]
     ref = reference.reshape(n, -1).cpu()
+    if getattr(flow, "discrete", False):  # layers, no ODE: one row, labelled "layers"
+        settings = (SolverSetting("layers"),)
     rows = []
     for s in settings:
-        adaptive = SOLVERS[s.solver].adaptive
+        adaptive = s.solver not in SOLVERS or SOLVERS[s.solver].adaptive
         t0 = time.perf_counter()
         sol = flow.sample_trajectory(
             n,
-            solver=s.solver,
-            steps=s.steps,
             seed=seed,
             return_trajectory=False,
-            atol=atol,
-            rtol=rtol,
+            **solver_options(flow, s.solver, s.steps, time_grid, atol=atol, rtol=rtol),
         )
         seconds = time.perf_counter() - t0
         x = sol.x.reshape(n, -1).cpu()
@@ -96,8 +124,112 @@ def evaluate_flow(
                 steps=None if adaptive else s.steps,
                 nfe=sol.nfe,
                 w2=wasserstein2(x, ref),
-                mmd=mmd(x, ref),
+                mmd=mmd(x, ref) if with_mmd else float("nan"),
                 seconds=seconds,
             )
         )
     return rows
+
+
+def solver_options(
+    flow,
+    solver: str,
+    steps: int,
+    time_grid: str = "uniform",
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    backward: bool = False,
+) -> dict:
+    """Keyword arguments of ``flow.sample_trajectory`` / ``invert`` for a solver and time grid.
+
+    A non-uniform grid is built for fixed-grid ODE solvers only (a model-fitted grid from
+    :data:`GRID_FIT_POINTS` source draws of a fixed seed); ``backward`` reverses it for
+    ``invert`` (t from 1 to 0).
+    """
+    from flowmatch.errors import FlowmatchError
+    from flowmatch.solvers import SOLVERS, TIME_GRIDS, make_time_grid
+
+    if time_grid not in TIME_GRIDS:
+        raise FlowmatchError(
+            f"unknown time grid '{time_grid}'; choose one of: {', '.join(TIME_GRIDS)}"
+        )
+    opts: dict = {"solver": solver, "steps": steps, "atol": atol, "rtol": rtol}
+    if solver not in SOLVERS or SOLVERS[solver].adaptive or time_grid == "uniform":
+        return opts
+    x0 = flow.noise(GRID_FIT_POINTS, torch.Generator().manual_seed(12345))
+    grid = make_time_grid(time_grid, steps, f=flow.field(), x0=x0, order=SOLVERS[solver].order)
+    opts["time_grid"] = (1.0 - grid) if backward else grid
+    return opts
+
+
+def w2_nfe_curve(
+    flow,
+    reference: Tensor,
+    *,
+    solver: str = "euler",
+    steps: tuple[int, ...] = CURVE_STEPS,
+    time_grid: str = "uniform",
+    seed: int = 0,
+    known: list[EvalRow] | None = None,
+) -> list[EvalRow]:
+    """W2 and MMD of one fixed-grid solver at each step count, on one noise seed.
+
+    Rows of ``known`` (from :func:`evaluate_flow` with the same reference, seed and time grid)
+    with this solver are reused instead of sampled again.
+    """
+    have = {r.steps: r for r in known or () if r.solver == solver}
+    todo = tuple(SolverSetting(solver, k) for k in steps if k not in have)
+    new = evaluate_flow(
+        flow, reference, settings=todo, seed=seed, time_grid=time_grid, with_mmd=False
+    )
+    rows = {**have, **{r.steps: r for r in new}}
+    return [rows[k] for k in steps]
+
+
+def recommend_steps(
+    curve: list[EvalRow], converged_w2: float, tolerance: float = 0.05
+) -> EvalRow | None:
+    """The row with the fewest NFE whose W2 <= (1 + tolerance) * converged W2, or None.
+
+    Example:
+        >>> rows = [EvalRow("euler", k, k, w, 0.0, 0.0) for k, w in [(1, 2.0), (2, 1.04)]]
+        >>> recommend_steps(rows, converged_w2=1.0).steps
+        2
+    """
+    for row in sorted(curve, key=lambda r: r.nfe):
+        if row.w2 <= (1.0 + tolerance) * converged_w2:
+            return row
+    return None
+
+
+def flow_path_statistics(flow, reference: Tensor, *, seed: int = 0) -> dict:
+    """Straightness and normalized path energy of a flow's dopri5 trajectories.
+
+    Computed in the network's standardized units, where the ODE is solved (and where a
+    straight path makes Euler exact), from as many source draws as ``reference`` has rows
+    (at most :data:`STRAIGHTNESS_POINTS`);
+    W2^2(p0, p1) of the normalized path energy is the exact W2^2 between these source draws
+    and the standardized reference data.
+
+    Returns:
+        A JSON-able dict: straightness, normalized_straightness, path_energy, chord_energy,
+        w2_squared_source_data, normalized_path_energy, nfe.
+    """
+    from flowmatch.metrics import normalized_path_energy, path_statistics
+
+    reference = reference[:STRAIGHTNESS_POINTS]
+    n = reference.shape[0]
+    z0 = flow.noise(n, torch.Generator().manual_seed(seed))  # (n, ...) standardized
+    stats = path_statistics(flow.field(), z0, solver="dopri5")
+    z1_ref = flow.standardize(reference.to(flow.device).reshape(n, *flow.shape))
+    w2_sq = wasserstein2(z0.cpu(), z1_ref.cpu()) ** 2
+    return {
+        "straightness": stats.straightness,
+        "normalized_straightness": stats.normalized_straightness,
+        "path_energy": stats.path_energy,
+        "chord_energy": stats.chord_energy,
+        "w2_squared_source_data": w2_sq,
+        "normalized_path_energy": normalized_path_energy(stats.path_energy, w2_sq),
+        "nfe": stats.nfe,
+    }

@@ -1,4 +1,4 @@
-"""A velocity field with its data standardization: sample, invert and (later) log-density."""
+"""A velocity field with its data standardization: sample, invert and log-density."""
 
 from __future__ import annotations
 
@@ -7,23 +7,33 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from flowmatch.data.sources import GaussianSource, Source
 from flowmatch.errors import FlowmatchError, check_points
-from flowmatch.models import VelocityModel
+from flowmatch.likelihood import LogProbResult, log_prob, make_divergence, sample_log_prob
+from flowmatch.models import VelocityModel, guided_field
 from flowmatch.solvers import ODESolution, solve
 
 __all__ = ["FlowModel"]
 
 
 class FlowModel(nn.Module):
-    """A continuous flow: dx/dt = v(x, t) carries N(0, I) at t = 0 to the data at t = 1.
+    """A continuous flow: dx/dt = v(x, t) carries the source p0 at t = 0 to the data at t = 1.
 
     The velocity network works on standardized data z = (x - mean) / std; this object converts
-    to and from the user's units, so everything it returns is in data units.
+    to and from the user's units, so everything it returns is in data units. The source is
+    N(0, I) in those standardized units unless another one is given (see
+    :mod:`flowmatch.data.sources`); ``invert`` returns points in the source's units.
+
+    A conditional network samples p(x | c) given ``cond`` (class labels or condition
+    vectors), the unconditional p(x) with ``cond=None`` (its learned null condition), and with
+    ``guidance=w`` the classifier-free guided field v_u + w (v_c - v_u).
 
     Args:
         velocity: the velocity network v(x_t, t, c).
         mean: per-feature mean of the training data, (D,).
-        std: per-feature standard deviation of the training data, (D,).
+        std: per-feature standard deviation of the training data, (D,); for images one value
+            repeated for every pixel (see :meth:`~flowmatch.data.Standardizer.fit`).
+        source: the distribution at t = 0 (default: N(0, I)).
 
     Example:
         >>> import torch
@@ -33,9 +43,12 @@ class FlowModel(nn.Module):
         torch.Size([4, 2])
     """
 
-    def __init__(self, velocity: VelocityModel, mean: Tensor, std: Tensor) -> None:
+    def __init__(
+        self, velocity: VelocityModel, mean: Tensor, std: Tensor, source: Source | None = None
+    ) -> None:
         super().__init__()
         self.velocity = velocity
+        self.source = source if source is not None else GaussianSource()
         self.register_buffer("data_mean", mean.detach().clone().float())
         self.register_buffer("data_std", std.detach().clone().float())
 
@@ -53,19 +66,47 @@ class FlowModel(nn.Module):
 
     # -- units ------------------------------------------------------------------------------
     def standardize(self, x: Tensor) -> Tensor:
-        return (x - self.data_mean) / self.data_std
+        """z = (x - mean) / std for x (..., *shape)."""
+        return (x - self.data_mean.reshape(self.shape)) / self.data_std.reshape(self.shape)
 
     def unstandardize(self, z: Tensor) -> Tensor:
-        return z * self.data_std + self.data_mean
+        """x = z * std + mean for z (..., *shape)."""
+        return z * self.data_std.reshape(self.shape) + self.data_mean.reshape(self.shape)
+
+    def log_abs_det_standardize(self) -> Tensor:
+        """log |det dz/dx| = -sum_j log std_j of z = (x - mean) / std, a scalar.
+
+        Densities convert as log p_x(x) = log p_z(z) + this, so log-densities come out in the
+        data's own units.
+        """
+        return -torch.log(self.data_std).sum()
 
     # -- the ODE ------------------------------------------------------------------------------
-    def field(self, cond: Tensor | None = None) -> Callable[[Tensor, Tensor], Tensor]:
-        """The right-hand side f(t, z) = v(z, t, c) in standardized units, for the solvers."""
+    def field(
+        self, cond: Tensor | None = None, guidance: float | None = None
+    ) -> Callable[[Tensor, Tensor], Tensor]:
+        """The right-hand side f(t, z) = v(z, t, c) in standardized units, for the solvers.
+
+        With ``guidance=w`` it is the guided field v_u + w (v_c - v_u) (see
+        :func:`~flowmatch.models.guided_velocity`).
+        """
+        if guidance is not None:
+            return guided_field(self.velocity, cond, guidance)
         return lambda t, z: self.velocity(z, t, cond)
 
+    def check_condition(self, cond, n: int) -> Tensor | None:
+        """Validate conditions for n samples (labels, vectors, or one for all); see
+        :meth:`~flowmatch.models.VelocityModel.check_condition`."""
+        return self.velocity.check_condition(cond, n)
+
+    def flat_field(self, cond: Tensor | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+        """f(t, z) = v(z, t, c) on flattened (B, D) states, for the change of variables."""
+        shape = self.shape
+        return lambda t, z: self.velocity(z.reshape(-1, *shape), t, cond).reshape(z.shape[0], -1)
+
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw n samples of the source N(0, I) (B, *shape) on the model's device."""
-        return torch.randn(n, *self.shape, generator=generator).to(self.device)
+        """Draw n samples of the source (N(0, I) by default), standardized, (n, *shape)."""
+        return self.source.sample(n, self.shape, generator).to(self.device)
 
     def transport(
         self,
@@ -74,12 +115,14 @@ class FlowModel(nn.Module):
         t1: float,
         *,
         cond: Tensor | None = None,
+        guidance: float | None = None,
         solver: str = "midpoint",
         steps: int = 50,
         **solver_options,
     ) -> ODESolution:
-        """Integrate dz/dt = v(z, t) from t0 to t1 in standardized units."""
-        return solve(self.field(cond), z, t0, t1, solver=solver, steps=steps, **solver_options)
+        """Integrate dz/dt = v(z, t, c) from t0 to t1 in standardized units."""
+        f = self.field(cond, guidance)
+        return solve(f, z, t0, t1, solver=solver, steps=steps, **solver_options)
 
     @torch.no_grad()
     def sample_trajectory(
@@ -90,16 +133,23 @@ class FlowModel(nn.Module):
         steps: int = 50,
         seed: int | None = None,
         generator: torch.Generator | None = None,
-        cond: Tensor | None = None,
+        cond: Tensor | int | None = None,
+        guidance: float | None = None,
         return_trajectory: bool = True,
         **solver_options,
     ) -> ODESolution:
         """Sample n points by integrating from noise (t = 0) to data (t = 1).
 
+        ``cond`` is one condition per sample, or a single one for all (a class label, a
+        vector); None samples the unconditional model. ``guidance=w`` samples with the guided
+        field v_u + w (v_c - v_u); each function evaluation then costs two network calls
+        (one batched call of 2n), while the NFE counts function evaluations.
+
         Returns the solver's result with ``x`` (and ``trajectory``) in data units and the NFE.
         """
         if n < 1:
             raise FlowmatchError(f"the number of samples must be >= 1, got {n}")
+        cond = self.check_condition(cond, n)
         if generator is None:
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
         sol = self.transport(
@@ -107,6 +157,7 @@ class FlowModel(nn.Module):
             0.0,
             1.0,
             cond=cond,
+            guidance=guidance,
             solver=solver,
             steps=steps,
             return_trajectory=return_trajectory,
@@ -115,9 +166,182 @@ class FlowModel(nn.Module):
         traj = None if sol.trajectory is None else self.unstandardize(sol.trajectory)
         return ODESolution(x=self.unstandardize(sol.x), nfe=sol.nfe, ts=sol.ts, trajectory=traj)
 
-    def sample(self, n: int, **kwargs) -> Tensor:
-        """Draw n samples (n, *shape) in data units; see :meth:`sample_trajectory` for options."""
+    def sample(
+        self, n: int, *, return_log_prob: bool = False, **kwargs
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Draw n samples (n, *shape) in data units; see :meth:`sample_trajectory` for options.
+
+        With ``return_log_prob=True`` returns ``(x, log_prob)``, the samples and their
+        log-densities (n,) in nats from the same solve; see :meth:`sample_with_log_prob` for
+        the options (divergence, probes) and the standard errors.
+        """
+        if return_log_prob:
+            result = self.sample_with_log_prob(n, **kwargs)
+            return result.x, result.log_prob
         return self.sample_trajectory(n, return_trajectory=False, **kwargs).x
+
+    @torch.no_grad()
+    def sample_with_log_prob(
+        self,
+        n: int,
+        *,
+        solver: str = "midpoint",
+        steps: int = 50,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        cond: Tensor | None = None,
+        divergence: str = "auto",
+        probes: int = 4,
+        probe: str = "rademacher",
+        **solver_options,
+    ) -> LogProbResult:
+        """Sample n points and their log-densities in one pass from noise (t = 0) to data.
+
+        The augmented state (x, int div v dt) is integrated once:
+        log p_1(x_1) = log p_0(x_0) - int_0^1 div v_t(x_t) dt, plus the standardization's
+        log-det. The noise is drawn first, then any Hutchinson probes, both from the same
+        generator; with a fixed-grid solver the samples equal those of :meth:`sample` for the
+        same seed.
+
+        Args:
+            n: the number of samples.
+            solver: an ODE solver name.
+            steps: steps of a fixed-grid solver.
+            seed: seed of the noise (and probes) when no generator is given.
+            generator: source of the noise and probes.
+            cond: condition of a conditional model, (n, ...).
+            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
+            probes: Hutchinson probes per sample, k.
+            probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
+            solver_options: ``atol``, ``rtol`` or ``time_grid`` of the solver.
+
+        Returns:
+            A :class:`~flowmatch.likelihood.LogProbResult` with ``x`` the (n, *shape) samples
+            in data units and ``log_prob`` (n,) in nats in data units.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise FlowmatchError(f"the number of samples must be an integer >= 1, got {n!r}")
+        self.source.check_density()
+        cond = self.check_condition(cond, n)
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        z0 = self.noise(n, generator).reshape(n, -1).to(self.data_mean.dtype)  # (n, D)
+        div = make_divergence(
+            divergence, z0, probes=probes, distribution=probe, generator=generator
+        )
+        r = sample_log_prob(
+            self.flat_field(cond),
+            z0,
+            div,
+            log_p0=self.source.log_prob,
+            solver=solver,
+            steps=steps,
+            **solver_options,
+        )
+        x = self.unstandardize(r.x.reshape(n, *self.shape))
+        r.x, r.log_prob = x, r.log_prob + self.log_abs_det_standardize()
+        return r
+
+    def log_prob(self, x: Tensor, **kwargs) -> Tensor:
+        """log p(x) in nats, in data units, of points x (N, *shape); returns (N,).
+
+        See :meth:`log_prob_with_stats` for the options and the standard errors.
+        """
+        return self.log_prob_with_stats(x, **kwargs).log_prob
+
+    @torch.no_grad()
+    def log_prob_with_stats(
+        self,
+        x: Tensor,
+        *,
+        solver: str = "dopri5",
+        steps: int = 50,
+        divergence: str = "auto",
+        probes: int = 4,
+        probe: str = "rademacher",
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        cond: Tensor | None = None,
+        batch_size: int | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
+        **solver_options,
+    ) -> LogProbResult:
+        """Log-densities of data by integrating (x, int div v dt) from t = 1 back to t = 0.
+
+        log p(x) = log N(z_0; 0, I) + int_1^0 div v_t(z_t) dt - sum_j log std_j, where
+        z_1 = (x - mean) / std; the last term is the standardization's log-det, so the result
+        is in nats in the units of ``x``. The divergence is exact (the Jacobian's trace,
+        vectorized with ``torch.func``) or Hutchinson's estimate with k probes per point, fixed
+        along each trajectory and seeded, whose spread gives a per-point standard error.
+
+        Args:
+            x: (N, *shape) or (N, D) points in data units.
+            solver: an ODE solver name; the adaptive default keeps the solver's error well
+                below the model's.
+            steps: steps of a fixed-grid solver.
+            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
+            probes: Hutchinson probes per point, k (>= 2 to get a standard error).
+            probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
+            seed: seed of the probes when no generator is given (None: not reproducible).
+            generator: source of the probes.
+            cond: condition of a conditional model, (N, ...).
+            batch_size: points per solve (all at once if None), to bound memory.
+            atol: absolute tolerance of an adaptive solver.
+            rtol: relative tolerance of an adaptive solver.
+            solver_options: ``time_grid`` of a fixed-grid solver.
+
+        Returns:
+            A :class:`~flowmatch.likelihood.LogProbResult`: ``log_prob`` (N,), ``stderr`` (N,)
+            (zeros if exact, None for one probe), ``x`` the noise z_0 (N, *shape), and ``nfe``
+            summed over the batches.
+
+        References:
+            Chen et al., "Neural Ordinary Differential Equations" (2018); Grathwohl et al.,
+            "FFJORD: Free-form Continuous Dynamics for Scalable Reversible Generative Models"
+            (2019).
+        """
+        self.source.check_density()
+        x = check_points(x, "data", dim=self.dim)
+        x = x.reshape(x.shape[0], -1).to(self.device, self.data_mean.dtype)  # (N, D)
+        n = x.shape[0]
+        cond = self.check_condition(cond, n)
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise FlowmatchError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        z1 = (x - self.data_mean) / self.data_std  # (N, D)
+        size = n if batch_size is None else batch_size
+        parts: list[LogProbResult] = []
+        for start in range(0, n, size):
+            chunk = z1[start : start + size]
+            c = None if cond is None else cond[start : start + size]
+            div = make_divergence(
+                divergence, chunk, probes=probes, distribution=probe, generator=generator
+            )
+            parts.append(
+                log_prob(
+                    self.flat_field(c),
+                    chunk,
+                    div,
+                    log_p0=self.source.log_prob,
+                    solver=solver,
+                    steps=steps,
+                    atol=atol,
+                    rtol=rtol,
+                    **solver_options,
+                )
+            )
+        errors = [p.stderr for p in parts]
+        stderr = None if any(e is None for e in errors) else torch.cat(errors)
+        return LogProbResult(
+            log_prob=torch.cat([p.log_prob for p in parts]) + self.log_abs_det_standardize(),
+            stderr=stderr,
+            x=torch.cat([p.x for p in parts]).reshape(n, *self.shape),
+            nfe=sum(p.nfe for p in parts),
+        )
 
     @torch.no_grad()
     def invert(
@@ -129,9 +353,13 @@ class FlowModel(nn.Module):
         cond: Tensor | None = None,
         **solver_options,
     ) -> Tensor:
-        """Map data x (N, *shape) back to its noise z_0 by integrating from t = 1 to t = 0."""
+        """Map data x (N, *shape) back to its source point x_0 by integrating from t = 1 to 0.
+
+        Returns N(0, I) noise for the default source, else points in the source's units.
+        """
         x = check_points(x.to(self.device), "data", dim=self.dim).reshape(-1, *self.shape)
+        cond = self.check_condition(cond, x.shape[0])
         sol = self.transport(
             self.standardize(x), 1.0, 0.0, cond=cond, solver=solver, steps=steps, **solver_options
         )
-        return sol.x
+        return self.source.unstandardize(sol.x)

@@ -2,6 +2,7 @@
 
 from flowmatch.data.dataset import DATASETS, ArrayDataset, Dataset, ToyDataset, get_dataset
 from flowmatch.data.files import SUPPORTED_EXTENSIONS, load_array
+from flowmatch.data.quantization import Quantization
 from flowmatch.data.standardize import Standardizer
 from flowmatch.data.toy import TOY_DATASETS, sample_toy
 
@@ -11,6 +12,7 @@ __all__ = [
     "TOY_DATASETS",
     "ArrayDataset",
     "Dataset",
+    "Quantization",
     "Standardizer",
     "ToyDataset",
     "get_dataset",

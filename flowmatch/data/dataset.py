@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import partial
@@ -10,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from flowmatch.data.conditions import ConditionSpec
 from flowmatch.data.files import load_array
+from flowmatch.data.quantization import Quantization
 from flowmatch.data.toy import TOY_DATASETS, sample_toy
 from flowmatch.errors import FlowmatchError, check_points
 
@@ -40,11 +43,20 @@ class Dataset(ABC):
         name: what the user passed: a built-in name or a file path.
         dim: number of features per sample, D.
         shape: shape of one sample, ``(D,)`` for vectors or e.g. ``(C, H, W)`` for images.
+        condition: what each sample's condition c is (a class label, a vector), or None for
+            unconditional data; :meth:`sample_batch` returns the conditions with the samples.
+        per_feature_standardization: standardize each feature on its own (vectors) or all
+            with one shared mean and std (images).
+        quantization: the value grid of discrete-valued data (draws are then dequantized and
+            bits/dim use its bin width), or None for continuous data.
     """
 
     name: str
     dim: int
     shape: tuple[int, ...]
+    condition: ConditionSpec | None = None
+    per_feature_standardization: bool = True
+    quantization: Quantization | None = None
 
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
@@ -53,6 +65,19 @@ class Dataset(ABC):
     @abstractmethod
     def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
         """Evaluation samples, never used for training, shape (m, D)."""
+
+    def sample_batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """Draw ``n`` training samples (n, ...) with their conditions (n, ...), or None.
+
+        Uses the generator exactly as :meth:`sample` does, so the samples are the same.
+        """
+        return self.sample(n, generator), None
+
+    def held_out_batch(
+        self, n: int | None, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`held_out` with the conditions of the held-out samples (None if unconditional)."""
+        return self.held_out(n, generator), None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
@@ -103,10 +128,15 @@ class ArrayDataset(Dataset):
         name: what the user called the data (e.g. the file path).
         holdout_fraction: share of rows held out for evaluation, in (0, 1).
         split_seed: seed of the train/test permutation.
+        cond: optional conditions, one row per sample: integer class labels (N,) or
+            vectors (N, d); they are split and drawn together with ``x``.
+        condition: what ``cond`` is; inferred from it when omitted.
 
     Attributes:
         train_data: training rows, shape (N_train, ...).
         test_data: held-out rows, shape (N_test, ...).
+        train_cond: conditions of the training rows (or None).
+        test_cond: conditions of the held-out rows (or None).
 
     Example:
         >>> ds = ArrayDataset(torch.randn(10, 3), "demo", holdout_fraction=0.2)
@@ -115,7 +145,14 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(
-        self, x: Tensor, name: str, holdout_fraction: float = 0.1, split_seed: int = 0
+        self,
+        x: Tensor,
+        name: str,
+        holdout_fraction: float = 0.1,
+        split_seed: int = 0,
+        *,
+        cond: Tensor | None = None,
+        condition: ConditionSpec | None = None,
     ) -> None:
         check_points(x, name)
         if x.shape[0] < 2:
@@ -136,32 +173,79 @@ class ArrayDataset(Dataset):
         self.shape = tuple(x.shape[1:])
         self.test_data = x[perm[:n_test]]  # (N_test, ...)
         self.train_data = x[perm[n_test:]]  # (N_train, ...)
+        self.train_cond = self.test_cond = None
+        if cond is not None:
+            self.condition = condition if condition is not None else ConditionSpec.infer(cond)
+            cond = self.condition.check(cond.to(x.device), n_rows, f"{name} conditions")
+            self.test_cond, self.train_cond = cond[perm[:n_test]], cond[perm[n_test:]]
+        elif condition is not None:
+            raise FlowmatchError(f"{name}: a condition spec was given without conditions")
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """Draw ``n`` training rows uniformly with replacement, shape (n, ...)."""
+    def _train_index(self, n: int, generator: torch.Generator) -> Tensor:
         _check_n(n)
         _check_generator(generator)
         idx = torch.randint(
             self.train_data.shape[0], (n,), generator=generator, device=generator.device
         )
-        return self.train_data[idx.to(self.train_data.device)]
+        return idx.to(self.train_data.device)
 
-    def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
-        """All test rows when ``n`` is None, else ``min(n, N_test)`` of them without replacement."""
+    def _test_index(self, n: int | None, generator: torch.Generator) -> Tensor | None:
+        """Rows of the held-out draw, or None for all of them."""
         if n is None:
-            return self.test_data
+            return None
         _check_n(n)
         _check_generator(generator)
         m = self.test_data.shape[0]
         if n >= m:
-            return self.test_data
+            return None
         idx = torch.randperm(m, generator=generator, device=generator.device)[:n]
-        return self.test_data[idx.to(self.test_data.device)]
+        return idx.to(self.test_data.device)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Draw ``n`` training rows uniformly with replacement, shape (n, ...)."""
+        return self.train_data[self._train_index(n, generator)]
+
+    def sample_batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """Draw ``n`` training rows and their conditions (or None), with replacement."""
+        idx = self._train_index(n, generator)
+        cond = None if self.train_cond is None else self.train_cond[idx]
+        return self.train_data[idx], cond
+
+    def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
+        """All test rows when ``n`` is None, else ``min(n, N_test)`` of them without replacement."""
+        idx = self._test_index(n, generator)
+        return self.test_data if idx is None else self.test_data[idx]
+
+    def held_out_batch(
+        self, n: int | None, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`held_out` with the conditions of the rows (or None)."""
+        idx = self._test_index(n, generator)
+        if idx is None:
+            return self.test_data, self.test_cond
+        return self.test_data[idx], None if self.test_cond is None else self.test_cond[idx]
 
 
 DATASETS: dict[str, Callable[[], Dataset]] = {
     name: partial(ToyDataset, name) for name in TOY_DATASETS
 }
+
+
+def _lazy(module: str, factory: str) -> Callable[[], Dataset]:
+    """A registry entry that imports its module only when the data set is asked for."""
+
+    def build() -> Dataset:
+        return getattr(importlib.import_module(module), factory)()
+
+    return build
+
+
+# labelled images (condition: the class) and robot demonstrations (condition: observation)
+DATASETS["digits-images"] = _lazy("flowmatch.data.images", "digits_images")
+DATASETS["fashion-mnist"] = _lazy("flowmatch.data.images", "fashion_mnist")
+DATASETS["point-robot"] = _lazy("flowmatch.envs.point_robot", "demonstration_dataset")
+# 64-D vectors of 17 grey levels for density estimation, dequantized (see data/digits.py)
+DATASETS["digits"] = _lazy("flowmatch.data.digits", "DigitsDataset")
 
 
 def get_dataset(spec: str | Path) -> Dataset:

@@ -68,14 +68,25 @@ class Standardizer:
         return self.mean.numel()
 
     @classmethod
-    def fit(cls, x: Tensor) -> Standardizer:
+    def fit(cls, x: Tensor, *, per_feature: bool = True) -> Standardizer:
         """Estimate mean and (floored, population) std of each feature of ``x``.
+
+        With ``per_feature=False`` one mean and one std are pooled over all entries and
+        repeated for every feature. That is the choice for images: per-pixel scaling would
+        blow up pixels that are nearly constant (an image's border) and distort the spatial
+        statistics a convolutional network relies on, while one scale keeps the image an image.
 
         Args:
             x: data of shape (N, D), floating point and finite.
+            per_feature: one (mean, std) per feature, or one shared by all.
 
         Returns:
             A standardizer in the dtype and on the device of ``x``.
+
+        Example:
+            >>> s = Standardizer.fit(torch.tensor([[0.0, 2.0], [2.0, 4.0]]), per_feature=False)
+            >>> s.mean.tolist(), s.std.tolist()
+            ([2.0, 2.0], [1.4142135381698608, 1.4142135381698608])
         """
         check_points(x, "x")
         if x.ndim != 2:
@@ -84,8 +95,12 @@ class Standardizer:
                 "flatten each sample first"
             )
         x64 = x.detach().to(torch.float64)  # accumulate in double precision
-        mean = x64.mean(dim=0)  # (D,)
-        std = x64.std(dim=0, correction=0)  # (D,)
+        if per_feature:
+            mean = x64.mean(dim=0)  # (D,)
+            std = x64.std(dim=0, correction=0)  # (D,)
+        else:
+            mean = x64.mean().expand(x.shape[1])  # (D,), one value
+            std = x64.std(correction=0).expand(x.shape[1])
         std = torch.maximum(std, _REL_FLOOR * mean.abs().clamp_min(1.0))
         return cls(mean.to(x.dtype), std.to(x.dtype))
 

@@ -7,6 +7,7 @@ Example:
     3.0
 """
 
+from flowmatch.metrics.frechet import frechet_distance, gaussian_frechet
 from flowmatch.metrics.mmd import (
     DEFAULT_BANDWIDTH_SCALES,
     MAX_POINTS,
@@ -15,6 +16,11 @@ from flowmatch.metrics.mmd import (
     median_distance,
     mmd,
 )
+from flowmatch.metrics.straightness import (
+    PathStatistics,
+    normalized_path_energy,
+    path_statistics,
+)
 from flowmatch.metrics.wasserstein import EMD_MAX_ITER, gaussian_w2, wasserstein2
 
 __all__ = [
@@ -22,9 +28,14 @@ __all__ = [
     "EMD_MAX_ITER",
     "MAX_POINTS",
     "MEDIAN_POINTS",
+    "PathStatistics",
+    "frechet_distance",
+    "gaussian_frechet",
     "gaussian_mmd2",
     "gaussian_w2",
     "median_distance",
     "mmd",
+    "normalized_path_energy",
+    "path_statistics",
     "wasserstein2",
 ]

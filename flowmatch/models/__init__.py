@@ -6,18 +6,40 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flowmatch.models.base import VelocityModel, broadcast_time
+from flowmatch.models.conditioning import (
+    ClassEmbedding,
+    ConditionEmbedding,
+    VectorEmbedding,
+    make_condition_embedding,
+)
 from flowmatch.models.embeddings import SinusoidalTimeEmbedding
+from flowmatch.models.guidance import (
+    check_guidance,
+    condition_dropout,
+    guided_field,
+    guided_velocity,
+)
 from flowmatch.models.mlp import ACTIVATIONS, MLPVelocity
+from flowmatch.models.unet import UNetVelocity
 
 __all__ = [
     "ACTIVATIONS",
     "MODELS",
+    "ClassEmbedding",
+    "ConditionEmbedding",
     "MLPVelocity",
     "ModelConfig",
     "SinusoidalTimeEmbedding",
+    "UNetVelocity",
+    "VectorEmbedding",
     "VelocityModel",
     "broadcast_time",
     "build_model",
+    "check_guidance",
+    "condition_dropout",
+    "guided_field",
+    "guided_velocity",
+    "make_condition_embedding",
 ]
 
 
@@ -30,15 +52,48 @@ class ModelConfig:
     depth: int = 3
     activation: str = "silu"
     time_embed_dim: int = 32
+    # conditioning: filled in from the data by training (0 = unconditional)
+    num_classes: int = 0
+    cond_dim: int = 0
+    cond_embed_dim: int = 64
+    # unet
+    channels: int = 32
+    levels: int = 2
 
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
     if len(shape) != 1:
-        raise ValueError(f"the mlp model takes vectors (D,), got samples of shape {shape}")
-    return MLPVelocity(shape[0], cfg.width, cfg.depth, cfg.activation, cfg.time_embed_dim)
+        raise ValueError(
+            f"the mlp model takes vectors (D,), got samples of shape {shape}; "
+            "use --model unet for images"
+        )
+    return MLPVelocity(
+        shape[0],
+        cfg.width,
+        cfg.depth,
+        cfg.activation,
+        cfg.time_embed_dim,
+        num_classes=cfg.num_classes,
+        cond_dim=cfg.cond_dim,
+        cond_embed_dim=cfg.cond_embed_dim,
+    )
 
 
-MODELS: dict[str, Callable[[ModelConfig, tuple[int, ...]], VelocityModel]] = {"mlp": _mlp}
+def _unet(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
+    return UNetVelocity(
+        shape,
+        channels=cfg.channels,
+        levels=cfg.levels,
+        time_embed_dim=cfg.time_embed_dim,
+        num_classes=cfg.num_classes,
+        cond_dim=cfg.cond_dim,
+    )
+
+
+MODELS: dict[str, Callable[[ModelConfig, tuple[int, ...]], VelocityModel]] = {
+    "mlp": _mlp,
+    "unet": _unet,
+}
 
 
 def build_model(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:

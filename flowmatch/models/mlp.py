@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from flowmatch.models.base import VelocityModel
+from flowmatch.models.conditioning import make_condition_embedding
 from flowmatch.models.embeddings import SinusoidalTimeEmbedding
 
 __all__ = ["ACTIVATIONS", "MLPVelocity"]
@@ -20,10 +21,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 class MLPVelocity(VelocityModel):
-    """v(x, t) = MLP([x, emb(t)]) for x of shape (B, D).
+    """v(x, t, c) = MLP([x, emb(t), e(c)]) for x of shape (B, D).
 
     Smooth activations (silu, softplus, tanh) give a smooth field, which adaptive solvers and
     exact divergences prefer; relu is offered for comparison.
+
+    A conditional model concatenates the condition embedding e(c) (class table or vector MLP,
+    with a learned null, see :mod:`~flowmatch.models.conditioning`) to the input. The time
+    embedding here is a fixed sinusoidal map with no weights, so concatenation is the plain way
+    to join the two; for the first layer it is the same as adding learned projections of each.
+    An unconditional model has exactly the weights it had before conditioning existed.
 
     Args:
         dim: the data dimension D.
@@ -31,6 +38,9 @@ class MLPVelocity(VelocityModel):
         depth: number of hidden layers.
         activation: a key of ``ACTIVATIONS``.
         time_embed_dim: size of the sinusoidal time embedding.
+        num_classes: K > 0 to condition on class labels 0..K-1.
+        cond_dim: d > 0 to condition on vectors of size d.
+        cond_embed_dim: size of the condition embedding e(c).
 
     Example:
         >>> import torch
@@ -46,6 +56,9 @@ class MLPVelocity(VelocityModel):
         depth: int = 3,
         activation: str = "silu",
         time_embed_dim: int = 32,
+        num_classes: int = 0,
+        cond_dim: int = 0,
+        cond_embed_dim: int = 64,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -57,14 +70,14 @@ class MLPVelocity(VelocityModel):
         self.shape = (dim,)
         self.time_embed = SinusoidalTimeEmbedding(time_embed_dim)
         layers: list[nn.Module] = []
-        fan_in = dim + time_embed_dim
+        self.condition = make_condition_embedding(num_classes, cond_dim, cond_embed_dim)
+        fan_in = dim + time_embed_dim + (0 if self.condition is None else cond_embed_dim)
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), ACTIVATIONS[activation]()]
             fan_in = width
         layers.append(nn.Linear(fan_in, dim))
         self.net = nn.Sequential(*layers)
 
-    def velocity(self, xt: Tensor, t: Tensor, cond: Tensor | None) -> Tensor:
-        if cond is not None:
-            raise ValueError("this model was built without a condition; pass cond=None")
-        return self.net(torch.cat([xt, self.time_embed(t)], dim=1))  # (B, D)
+    def velocity(self, xt: Tensor, t: Tensor, c: Tensor | None) -> Tensor:
+        parts = [xt, self.time_embed(t)] if c is None else [xt, self.time_embed(t), c]
+        return self.net(torch.cat(parts, dim=1))  # (B, D)

@@ -18,6 +18,7 @@ from flowmatch.solvers.fixed import FixedGridSolver, rk_integrate
 from flowmatch.solvers.integrate import solve
 from flowmatch.solvers.registry import SOLVERS
 from flowmatch.solvers.tableaus import EULER, HEUN, MIDPOINT, RK4, ButcherTableau
+from flowmatch.solvers.time_grids import TIME_GRIDS, TimeGrid, make_time_grid
 
 __all__ = [
     "EULER",
@@ -25,13 +26,16 @@ __all__ = [
     "MIDPOINT",
     "RK4",
     "SOLVERS",
+    "TIME_GRIDS",
     "AdaptiveSolver",
     "ButcherTableau",
     "CountingField",
     "FixedGridSolver",
     "ODESolution",
     "SolverSpec",
+    "TimeGrid",
     "VelocityField",
+    "make_time_grid",
     "rk_integrate",
     "solve",
 ]

@@ -3,22 +3,30 @@
 from flowmatch.training.checkpoint import load_checkpoint, read_run_record, save_checkpoint
 from flowmatch.training.config import TrainConfig
 from flowmatch.training.ema import EMA
+from flowmatch.training.energy import EnergyFit, fit_energy, save_energy_fit
 from flowmatch.training.loop import TrainingInterrupted, TrainResult, resume, train
 from flowmatch.training.methods import METHODS, FlowMatching, flow_matching_loss
 from flowmatch.training.progress import make_reporter
+from flowmatch.training.reflow import ReflowResult, generate_pairs, reflow
 
 __all__ = [
     "EMA",
     "METHODS",
+    "EnergyFit",
     "FlowMatching",
+    "ReflowResult",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
+    "fit_energy",
     "flow_matching_loss",
+    "generate_pairs",
     "load_checkpoint",
     "make_reporter",
     "read_run_record",
+    "reflow",
     "resume",
     "save_checkpoint",
+    "save_energy_fit",
     "train",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +44,29 @@ class TrainConfig:
     log_every: int = 100
     holdout_fraction: float = 0.1
     # -- continuous normalizing flows, maximum likelihood (--method cnf) ---------------------
+    cnf_solver: str = "rk4"
+    cnf_steps: int = 8
+    cnf_jitter: bool = True
+    cnf_atol: float = 1e-5
+    cnf_rtol: float = 1e-5
+    cnf_divergence: str = "auto"
+    cnf_probes: int = 1
+    cnf_probe: str = "rademacher"
+    cnf_kinetic: float = 0.0
     # -- discrete flows (--method planar) ------------------------------------------------------
+    layers: int = 16
+    planar_activation: str = "tanh"
+    planar_affine: bool = True
     # -- couplings and sources -------------------------------------------------------------------
+    coupling: str = "independent"
+    source: str = "gaussian"
+    pairs: str = ""
+    init_from: str = ""
+    distill_steps: int = 1
+    standardize: bool = True
     # -- conditioning ------------------------------------------------------------------------------
+    conditional: bool = True
+    cond_drop: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,8 +95,90 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+    def _validate_cnf(self) -> None:
+        from flowmatch.likelihood import DIVERGENCES, PROBES
+        from flowmatch.solvers import SOLVERS
+
+        for flag, value, registry in (
+            ("--cnf-solver", self.cnf_solver, SOLVERS),
+            ("--cnf-divergence", self.cnf_divergence, DIVERGENCES),
+            ("--cnf-probe", self.cnf_probe, PROBES),
+        ):
+            if value not in registry:
+                raise FlowmatchError(
+                    f"unknown {flag} '{value}'; choose one of: {', '.join(registry)}"
+                )
+        for flag, value in (("--cnf-steps", self.cnf_steps), ("--cnf-probes", self.cnf_probes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FlowmatchError(f"{flag} must be an integer >= 1, got {value!r}")
+        for flag, value in (("--cnf-atol", self.cnf_atol), ("--cnf-rtol", self.cnf_rtol)):
+            if not (math.isfinite(value) and value > 0):
+                raise FlowmatchError(f"{flag} must be a positive number (e.g. 1e-5), got {value}")
+        if not (math.isfinite(self.cnf_kinetic) and self.cnf_kinetic >= 0):
+            raise FlowmatchError(
+                f"--cnf-kinetic must be >= 0 (0 disables the kinetic-energy penalty), "
+                f"got {self.cnf_kinetic}"
+            )
+
+    def _validate_discrete_flow(self) -> None:
+        from flowmatch.flows import PLANAR_ACTIVATIONS
+
+        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
+            raise FlowmatchError(f"--layers must be an integer >= 1, got {self.layers!r}")
+        if self.planar_activation not in PLANAR_ACTIVATIONS:
+            raise FlowmatchError(
+                f"unknown --planar-activation '{self.planar_activation}'; choose one of: "
+                f"{', '.join(PLANAR_ACTIVATIONS)}"
+            )
+
+    def _validate_couplings(self) -> None:
+        from flowmatch.couplings import COUPLINGS
+
+        if self.coupling not in COUPLINGS:
+            raise FlowmatchError(
+                f"unknown --coupling '{self.coupling}'; choose one of: {', '.join(COUPLINGS)}"
+            )
+        if not isinstance(self.source, str) or not self.source:
+            raise FlowmatchError("--source must be 'gaussian', a data set name or a file path")
+        if self.pairs and self.coupling != "independent":
+            raise FlowmatchError(
+                f"--pairs fixes which x0 goes with which x1, so --coupling {self.coupling} "
+                "cannot apply; drop --coupling"
+            )
+        if self.method == "distill" and not self.pairs:
+            raise FlowmatchError(
+                "--method distill regresses on teacher pairs; give --pairs FILE "
+                "(or use: flowmatch distill TEACHER_RUN --out NEW_RUN)"
+            )
+        steps = self.distill_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise FlowmatchError(f"--distill-steps must be an integer >= 1, got {steps!r}")
+
+    def _validate_conditioning(self) -> None:
+        if not 0.0 <= self.cond_drop < 1.0:
+            raise FlowmatchError(
+                f"--cond-drop must be in [0, 1) (the share of samples trained without their "
+                f"condition), got {self.cond_drop}"
+            )
+        m = self.model
+        for name in ("num_classes", "cond_dim"):
+            v = getattr(m, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                flag = "--" + name.replace("_", "-")
+                raise FlowmatchError(
+                    f"{flag} must be an integer >= 0 (0: from the data), got {v!r}"
+                )
+        if m.num_classes and m.cond_dim:
+            raise FlowmatchError("give --num-classes or --cond-dim, not both")
+        if m.cond_embed_dim < 1 or m.channels < 1 or m.levels < 0:
+            raise FlowmatchError(
+                f"--cond-embed-dim and --channels must be >= 1 and --levels >= 0, got "
+                f"{m.cond_embed_dim}, {m.channels} and {m.levels}"
+            )
+
     def validate(self) -> None:
         """Reject impossible values with one line each; names match the command-line flags."""
+        self._validate_conditioning()
         positive_ints = ("steps", "batch_size", "checkpoint_every", "log_every")
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
@@ -101,6 +204,9 @@ class TrainConfig:
             raise FlowmatchError(
                 f"--holdout-fraction must be in [0, 1), got {self.holdout_fraction}"
             )
+        self._validate_discrete_flow()
+        self._validate_cnf()
+        self._validate_couplings()
         m = self.model
         if m.width < 1 or m.depth < 1:
             raise FlowmatchError(f"--width and --depth must be >= 1, got {m.width} and {m.depth}")

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from flowmatch.data import DATASETS, get_dataset
+from flowmatch.data.sources import resolve_source_spec
 from flowmatch.errors import FlowmatchError
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -30,9 +31,11 @@ from flowmatch.training.checkpoint import (
     save_checkpoint,
     write_run_record,
 )
+from flowmatch.training.conditioning import resolve_condition
 from flowmatch.training.config import TrainConfig
 from flowmatch.training.ema import EMA
 from flowmatch.training.methods import METHODS
+from flowmatch.training.pairs import pair_table
 from flowmatch.training.progress import NullReporter, Reporter
 from flowmatch.training.schedules import lr_factor
 
@@ -89,7 +92,8 @@ def data_statistics(dataset) -> tuple[Tensor, Tensor]:
     train = getattr(dataset, "train_data", None)
     if train is None:
         train = dataset.sample(STATS_SAMPLES, torch.Generator().manual_seed(STATS_SEED))
-    st = Standardizer.fit(train.reshape(train.shape[0], -1))
+    per_feature = getattr(dataset, "per_feature_standardization", True)  # images: one scale
+    st = Standardizer.fit(train.reshape(train.shape[0], -1), per_feature=per_feature)
     return st.mean, st.std
 
 
@@ -100,6 +104,8 @@ class Trainer:
         self.cfg, self.run_dir, self.record, self.device = cfg, Path(run_dir), record, device
         self.method = METHODS[cfg.method]
         self.dataset = get_dataset(cfg.data)
+        # conditional when training resolved a condition size into the model config
+        self.conditional = bool(cfg.model.num_classes or cfg.model.cond_dim)
         data = record["data"]
         shape = tuple(data["shape"])
         if tuple(getattr(self.dataset, "shape", (self.dataset.dim,))) != shape:
@@ -118,6 +124,19 @@ class Trainer:
         self.opt = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
+
+    def initialize_from(self, run_dir: str | Path) -> None:
+        """Start the model and its EMA from another run's EMA weights (reflow, distillation)."""
+        tensors, _ = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
+        weights = _strip(tensors, "ema.")
+        try:
+            self.model.load_state_dict(weights)
+            self.ema.model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise FlowmatchError(
+                f"--init-from {run_dir}: its weights do not fit this model "
+                f"({str(exc).splitlines()[0]}); use the teacher's --model, --width and --depth"
+            ) from None
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, loss: float | None) -> None:
@@ -146,7 +165,12 @@ class Trainer:
         _truncate_metrics(self.run_dir / METRICS_FILE, self.step)
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self, reporter: Reporter | None = None, stop_after: int | None = None) -> TrainResult:
+    def run(
+        self,
+        reporter: Reporter | None = None,
+        stop_after: int | None = None,
+        max_seconds: float | None = None,
+    ) -> TrainResult:
         cfg, model, opt = self.cfg, self.model, self.opt
         reporter = reporter or NullReporter()
         end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
@@ -162,10 +186,13 @@ class Trainer:
                 )
                 for group in opt.param_groups:
                     group["lr"] = lr
-                x1 = model.standardize(
-                    self.dataset.sample(cfg.batch_size, self.generator).to(self.device)
-                )
-                loss = self.method.loss(model, x1, self.generator, cfg)
+                x1, cond = self.dataset.sample_batch(cfg.batch_size, self.generator)
+                x1 = model.standardize(x1.to(self.device))
+                if self.conditional:  # (B,) labels or (B, d) vectors drawn with x1
+                    cond = cond.to(self.device)
+                    loss = self.method.loss(model, x1, self.generator, cfg, cond=cond)
+                else:
+                    loss = self.method.loss(model, x1, self.generator, cfg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -173,6 +200,8 @@ class Trainer:
                 opt.step()
                 self.ema.update()
                 self.step += 1
+                if max_seconds is not None and time.perf_counter() - t_start >= max_seconds:
+                    end = self.step  # out of time: log, checkpoint and stop at this step
                 loss_sum += loss.detach()
                 n_sum += 1
                 if self.step % cfg.log_every == 0 or self.step == end:
@@ -229,6 +258,7 @@ def train(
     *,
     reporter: Reporter | None = None,
     stop_after: int | None = None,
+    max_seconds: float | None = None,
 ) -> TrainResult:
     """Start a new run in ``run_dir`` (which must not hold anything) and train it.
 
@@ -237,6 +267,8 @@ def train(
         run_dir: the folder to create.
         reporter: progress display; silent by default.
         stop_after: stop after this many steps, leaving a resumable run (for time-boxed jobs).
+        max_seconds: stop once this much wall-clock time has gone into training steps,
+            leaving a resumable run (equal time budgets in benchmarks).
 
     Returns:
         What was done.
@@ -253,17 +285,35 @@ def train(
     device = resolve_device(cfg.device)
     dataset = get_dataset(cfg.data)
     mean, std = data_statistics(dataset)
+    if not cfg.standardize:  # the network sees the data (and a data source) in their own units
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
     shape = list(getattr(dataset, "shape", (dataset.dim,)))
+    condition = resolve_condition(cfg, dataset, METHODS[cfg.method])
     if cfg.data not in DATASETS:  # a file: keep its absolute path so resume works anywhere
         cfg.data = str(Path(cfg.data).resolve())
+    cfg.source = resolve_source_spec(cfg.source)
+    for name in ("pairs", "init_from"):  # files of other runs, by absolute path too
+        if getattr(cfg, name):
+            setattr(cfg, name, str(Path(getattr(cfg, name)).resolve()))
+    if cfg.pairs:
+        table = pair_table(cfg.pairs)
+        if table.x1[0].numel() != int(torch.tensor(shape).prod()):
+            raise FlowmatchError(
+                f"--pairs {cfg.pairs} holds points of {table.x1[0].numel()} features but "
+                f"{cfg.data} has {int(torch.tensor(shape).prod())}"
+            )
     record = {
         "config": cfg.to_dict(),
         "data": {"shape": shape, "mean": mean.tolist(), "std": std.tolist()},
     }
+    if condition is not None:
+        record["data"]["condition"] = condition.to_dict()
     trainer = Trainer(cfg, run_dir, record, device)  # builds the model: bad options fail here
+    if cfg.init_from:
+        trainer.initialize_from(cfg.init_from)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_record(run_dir, record)
-    return trainer.run(reporter, stop_after)
+    return trainer.run(reporter, stop_after, max_seconds)
 
 
 def resume(
@@ -272,6 +322,7 @@ def resume(
     reporter: Reporter | None = None,
     stop_after: int | None = None,
     device: str | None = None,
+    max_seconds: float | None = None,
 ) -> TrainResult:
     """Continue the run in ``run_dir`` from its last checkpoint to its configured steps."""
     run_dir = Path(run_dir)
@@ -282,4 +333,6 @@ def resume(
     trainer = Trainer(cfg, run_dir, record, resolve_device(cfg.device))
     if (run_dir / CHECKPOINT_FILE).exists():
         trainer.restore()
-    return trainer.run(reporter, stop_after)
+    elif cfg.init_from:
+        trainer.initialize_from(cfg.init_from)
+    return trainer.run(reporter, stop_after, max_seconds)

@@ -12,12 +12,14 @@ from flowmatch.viz.figures import (
     plot_trajectories,
 )
 from flowmatch.viz.grids import plot_density, save_image_grid
+from flowmatch.viz.robot import plot_rollouts
 
 __all__ = [
     "animate_path",
     "plot_density",
     "plot_loss",
     "plot_path_snapshots",
+    "plot_rollouts",
     "plot_samples",
     "plot_trajectories",
     "save_image_grid",

@@ -33,7 +33,8 @@ def plot_energy_fit(
 ) -> PathLike:
     """Three panels on the same box: p = exp(-U) / Z, the flow's q, and draws of q.
 
-    Both densities share one colour scale, so equal colours mean equal density.
+    Both densities share one colour scale, from 0 to the target's maximum, so equal colours
+    mean equal density (the flow's density is clipped where it exceeds the target's peak).
 
     Args:
         xs: (W,) grid axis along z1.
@@ -73,7 +74,7 @@ def plot_energy_fit(
         raise FlowmatchError(f"samples must have shape (N, 2), got {pts.shape}")
     with np.errstate(over="ignore", under="ignore"):
         p, q = np.exp(lp), np.exp(lq)
-    top = float(max(np.nanmax(p), np.nanmax(q), 1e-300))
+    top = float(max(np.nanmax(p), 1e-300))  # q is clipped there: its spikes would hide p
     fig, axes = _new_figure(3, panel=(3.8, 3.6))
     for ax, values, label in ((axes[0], p, "target p ∝ exp(-U)"), (axes[1], q, "flow density q")):
         ax.pcolormesh(x, y, values, cmap="viridis", shading="auto", vmin=0, vmax=top,

@@ -1,4 +1,4 @@
-"""The figures of a trained run: samples beside data, trajectories, p_t, loss, and a GIF."""
+"""The figures of a trained run: samples beside data, trajectories, p_t, loss, a GIF, density."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 
 from flowmatch.viz import (
     animate_path,
+    plot_density,
     plot_loss,
     plot_path_snapshots,
     plot_samples,
@@ -19,12 +20,16 @@ from flowmatch.viz import (
 __all__ = ["write_run_figures"]
 
 TRAJECTORY_TIMES = 41  # frames of the GIF and candidates for the snapshots
+DENSITY_GRID = 100  # points per axis of the 2-D density heatmaps
 
 
 def write_run_figures(
     flow, info, out: Path, *, n: int = 2000, seed: int = 0, **solver_options
 ) -> list[Path]:
     """Write samples.png, trajectories.png, path.png, loss.png and path.gif into ``out``.
+
+    For 2-D runs of a model with ``log_prob`` it also writes density.png and log_density.png,
+    the model's density on a grid by the exact change of variables.
 
     Args:
         flow: a loaded model with ``sample_trajectory``.
@@ -46,6 +51,7 @@ def write_run_figures(
     g = torch.Generator().manual_seed(seed)
     data = get_dataset(info.config.data).held_out(n, g).reshape(-1, info.dim).numpy()
     ts = torch.linspace(0.0, 1.0, TRAJECTORY_TIMES)
+    density_options = dict(solver_options)
     if solver_options.get("solver") in (None, "euler", "midpoint", "heun", "rk4"):
         # a fixed grid whose steps land on the trajectory times
         steps = max(int(solver_options.get("steps", 40)) // (TRAJECTORY_TIMES - 1), 1)
@@ -65,6 +71,8 @@ def write_run_figures(
         plot_path_snapshots(traj, times, out / "path.png"),
         animate_path(traj, times, out / "path.gif"),
     ]
+    if info.dim == 2 and hasattr(flow, "log_prob"):
+        paths += _density_figures(flow, data, out, name, density_options)
     log = info.run_dir / "metrics.jsonl"
     if log.exists():
         rows = [json.loads(ln) for ln in log.read_text().splitlines() if ln]
@@ -73,6 +81,25 @@ def write_run_figures(
             losses = np.array([r["loss"] for r in rows])
             paths.append(plot_loss(steps_arr, losses, out / "loss.png"))
     return paths
+
+
+def _density_figures(flow, data: np.ndarray, out: Path, name: str, solver_options) -> list[Path]:
+    """density.png and log_density.png: log p on a grid over the data's range (padded)."""
+    lo, hi = data.min(axis=0), data.max(axis=0)
+    pad = 0.15 * (hi - lo) + 1e-6
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], DENSITY_GRID)  # (W,)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], DENSITY_GRID)  # (H,)
+    xx, yy = np.meshgrid(xs, ys)  # (H, W)
+    grid = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1)).float()  # (H W, 2)
+    options = {k: v for k, v in solver_options.items() if k in ("solver", "steps", "atol", "rtol")}
+    log_p = flow.log_prob(grid.to(flow.device), divergence="exact", **options)
+    log_p = log_p.reshape(DENSITY_GRID, DENSITY_GRID).cpu().numpy()
+    return [
+        plot_density(xs, ys, log_p, out / "density.png", title=f"{name}: model density p(x)"),
+        plot_density(
+            xs, ys, log_p, out / "log_density.png", log=True, title=f"{name}: model log p(x)"
+        ),
+    ]
 
 
 def _nearest(times: np.ndarray, wanted: np.ndarray) -> np.ndarray:

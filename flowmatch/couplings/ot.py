@@ -1,0 +1,218 @@
+"""Minibatch optimal-transport couplings: exact, entropic (Sinkhorn) and within classes.
+
+Within a batch, the empirical source and data measures (1/B0) sum_i delta_{x0_i} and
+(1/B1) sum_j delta_{x1_j} are coupled by the plan P minimizing sum_ij P_ij ||x0_i - x1_j||^2.
+Training flow matching on pairs drawn from P (OT-CFM) gives conditional paths that cross less,
+so the learned field is straighter and few-step sampling more accurate.
+
+Both solvers come from POT (Python Optimal Transport): it is well maintained, already a
+dependency (for the exact W2 metric), and has both an exact network-simplex solver (``ot.emd``,
+fast in C++ for batches of a few hundred) and a log-domain Sinkhorn (``ot.sinkhorn`` with
+``method="sinkhorn_log"``, stable for small regularization, O(B^2) per iteration and running on
+torch tensors, so on the GPU too), which is the one to use for batches of thousands where the
+network simplex's roughly cubic cost would dominate a training step.
+
+References:
+    Tong et al., "Improving and Generalizing Flow-Based Generative Models with Minibatch
+    Optimal Transport" (2024); Pooladian et al., "Multisample Flow Matching: Straightening Flows
+    with Minibatch Couplings" (2023); Cuturi, "Sinkhorn Distances: Lightspeed Computation of
+    Optimal Transport" (2013).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import ot
+import torch
+from torch import Tensor
+
+from flowmatch.couplings.base import check_batch, draw_partners, squared_distances
+from flowmatch.errors import FlowmatchError
+
+__all__ = ["ClassConditionalOT", "ExactOT", "SinkhornOT"]
+
+EMD_MAX_ITER = 1_000_000
+"""Network-simplex iteration cap; a 1024 x 1024 batch needs well under 10^6."""
+
+
+class _MinibatchOT:
+    """Shared ``pair``: reorder x0 by the partner of each x1 row that :meth:`partners` draws."""
+
+    name: str
+
+    def partners(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+    def pair(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        cond: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Return (x0[partners], x1); with class labels ``cond`` (B,), pairs within classes.
+
+        A coupling across classes would make x0 depend on c (see :class:`ClassConditionalOT`),
+        so given labels the plan is solved inside each class; continuous conditions cannot be
+        matched exactly and are refused.
+        """
+        check_batch(x0, x1, cond)
+        if cond is not None:
+            if torch.is_floating_point(cond):
+                raise FlowmatchError(
+                    f"the {self.name} coupling pairs within classes and cannot respect "
+                    "continuous conditions (vectors); use --coupling independent"
+                )
+            return ClassConditionalOT(self).pair(x0, x1, cond, generator=generator)
+        idx = self.partners(x0, x1, generator)  # (B1,)
+        return x0[idx.to(x0.device)], x1
+
+
+class ExactOT(_MinibatchOT):
+    """Exact minibatch OT on the squared Euclidean cost, solved by the network simplex.
+
+    With as many source as data points and uniform weights, the optimal plans include a
+    vertex of the Birkhoff polytope, a permutation matrix divided by B, and the simplex returns
+    such a vertex, so the pairing is the optimal assignment: x0 is reordered, no point is
+    repeated or dropped, and no randomness is used. With B0 != B1 the plan splits mass and each
+    data point's partner is drawn from its column of the plan.
+
+    Example:
+        >>> x0 = torch.tensor([[0.0], [10.0]])
+        >>> x1 = torch.tensor([[11.0], [1.0]])
+        >>> ExactOT().pair(x0, x1)[0].squeeze(1).tolist()
+        [10.0, 0.0]
+    """
+
+    name = "ot"
+
+    def plan(self, x0: Tensor, x1: Tensor) -> Tensor:
+        """The optimal plan P (B0, B1) in float64 on the CPU, rows summing to 1/B0."""
+        cost = squared_distances(x0, x1).cpu().numpy()  # (B0, B1)
+        a = np.full(cost.shape[0], 1.0 / cost.shape[0])
+        b = np.full(cost.shape[1], 1.0 / cost.shape[1])
+        return torch.from_numpy(ot.emd(a, b, cost, numItermax=EMD_MAX_ITER))
+
+    def partners(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> Tensor:
+        return draw_partners(self.plan(x0, x1), generator)
+
+
+class SinkhornOT(_MinibatchOT):
+    """Entropic minibatch OT: P = argmin <P, C> - eps H(P), by log-domain Sinkhorn iterations.
+
+    The cost is divided by its mean, so ``reg`` is relative to the typical squared distance of
+    the batch and one value suits any data scale. Small ``reg`` approaches the exact plan;
+    large ``reg`` approaches the independent coupling. Each data point's partner is drawn from
+    its column of the plan with ``generator``.
+
+    Args:
+        reg: entropic regularization relative to the mean cost, > 0.
+        max_iter: Sinkhorn iterations at most.
+        tol: stopping threshold on the marginal error; the data keep their exact marginal
+            (x1 is not resampled), the source marginal is met to about this accuracy.
+    """
+
+    name = "sinkhorn"
+
+    def __init__(self, reg: float = 0.05, max_iter: int = 300, tol: float = 1e-4) -> None:
+        if not reg > 0:
+            raise FlowmatchError(f"the Sinkhorn regularization must be > 0, got {reg}")
+        self.reg, self.max_iter, self.tol = float(reg), int(max_iter), float(tol)
+
+    def plan(self, x0: Tensor, x1: Tensor) -> Tensor:
+        """The entropic plan P (B0, B1) in float64 on x0's device.
+
+        On the CPU the iterations run on NumPy arrays (POT's NumPy backend has less overhead
+        per iteration); elsewhere on torch tensors, on the device.
+        """
+        cost = squared_distances(x0, x1)  # (B0, B1)
+        cost = cost / cost.mean().clamp_min(torch.finfo(cost.dtype).tiny)
+        device = cost.device
+        m = cost.numpy() if device.type == "cpu" else cost
+        like = np if device.type == "cpu" else torch
+        a = like.full((cost.shape[0],), 1.0 / cost.shape[0], dtype=like.float64)
+        b = like.full((cost.shape[1],), 1.0 / cost.shape[1], dtype=like.float64)
+        if device.type != "cpu":
+            a, b = a.to(device), b.to(device)
+        with warnings.catch_warnings():  # an unconverged plan is still a valid coupling
+            warnings.simplefilter("ignore")
+            plan = ot.sinkhorn(
+                a,
+                b,
+                m,
+                self.reg,
+                method="sinkhorn_log",
+                numItermax=self.max_iter,
+                stopThr=self.tol,
+            )
+        return torch.as_tensor(plan, device=device)
+
+    def partners(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> Tensor:
+        return draw_partners(self.plan(x0, x1), generator)
+
+
+class ClassConditionalOT:
+    """Minibatch OT solved separately inside each class, for conditional models v(x, t, c).
+
+    Row j of the batch carries the label ``cond[j]`` of x1[j]. The source rows at the positions
+    of class c are paired, by ``inner`` (exact OT by default), only with the data rows of class
+    c. Plain OT over the whole batch would send each class the source points nearest to it, so
+    x0 given c would no longer follow p0 and sampling x0 ~ p0 for a chosen c would be biased;
+    pairing within classes keeps x0 | c ~ p0 (the positions of a class are independent of x0).
+
+    Args:
+        inner: the OT coupling used within each class.
+
+    References:
+        Tong et al., "Improving and Generalizing Flow-Based Generative Models with Minibatch
+        Optimal Transport" (2024), the conditional variant of OT-CFM.
+
+    Example:
+        >>> x0 = torch.tensor([[0.0], [10.0], [1.0]])
+        >>> x1 = torch.tensor([[9.0], [0.5], [2.0]])
+        >>> c = torch.tensor([0, 0, 1])
+        >>> ClassConditionalOT().pair(x0, x1, c)[0].squeeze(1).tolist()
+        [10.0, 0.0, 1.0]
+    """
+
+    name = "class-ot"
+
+    def __init__(self, inner: _MinibatchOT | None = None) -> None:
+        self.inner = inner if inner is not None else ExactOT()
+
+    def pair(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        cond: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Return (x0', x1) where x0' is x0 permuted within the positions of each class."""
+        check_batch(x0, x1, cond)
+        if cond is None:
+            raise FlowmatchError(
+                "the class-ot coupling pairs within classes and needs the labels: pass cond (B,)"
+            )
+        labels = cond.reshape(cond.shape[0], -1)
+        if labels.shape[1] != 1 or torch.is_floating_point(labels):
+            raise FlowmatchError(
+                f"class-ot needs integer class labels of shape (B,), got {cond.dtype} "
+                f"of shape {tuple(cond.shape)}"
+            )
+        if x0.shape[0] != x1.shape[0]:
+            raise FlowmatchError(
+                f"class-ot pairs x0 and x1 position by position; x0 has {x0.shape[0]} rows "
+                f"and x1 has {x1.shape[0]}"
+            )
+        labels = labels.squeeze(1).cpu()  # (B,)
+        idx = torch.arange(x1.shape[0])  # (B,) partner of every data row
+        for c in torch.unique(labels):
+            rows = (labels == c).nonzero().squeeze(1)  # (B_c,)
+            dev = x0.device
+            local = self.inner.partners(x0[rows.to(dev)], x1[rows.to(dev)], generator)
+            idx[rows] = rows[local]
+        return x0[idx.to(x0.device)], x1

@@ -1,0 +1,58 @@
+"""Fit a run's model to its data's condition: class count or vector size, recorded in the config."""
+
+from __future__ import annotations
+
+from flowmatch.data import Dataset
+from flowmatch.data.conditions import ConditionSpec
+from flowmatch.errors import FlowmatchError
+from flowmatch.training.config import TrainConfig
+
+__all__ = ["resolve_condition"]
+
+
+def resolve_condition(cfg: TrainConfig, dataset: Dataset, method) -> ConditionSpec | None:
+    """Decide whether a run is conditional and write the condition's size into ``cfg.model``.
+
+    A run is conditional when the data has conditions (class labels, observation vectors)
+    and ``cfg.conditional`` is true. Then ``cfg.model.num_classes`` (or ``cond_dim``) is set
+    from the data, or checked against it when the user gave it; otherwise both must stay 0.
+    The resolved config is what the run folder records, so the model can be rebuilt from it.
+
+    Args:
+        cfg: the run's configuration, modified in place.
+        dataset: the training data.
+        method: the training method (it must have ``supports_condition`` for conditional data).
+
+    Returns:
+        The data's condition spec if the run is conditional, else None.
+    """
+    spec = dataset.condition if cfg.conditional else None
+    m = cfg.model
+    if spec is None:
+        if m.num_classes or m.cond_dim:
+            why = "has no conditions" if dataset.condition is None else "--no-conditional was given"
+            raise FlowmatchError(
+                f"--num-classes/--cond-dim make a conditional model, but {cfg.data} {why}; "
+                "leave them out"
+            )
+        return None
+    if not getattr(method, "supports_condition", False):
+        raise FlowmatchError(
+            f"--method {cfg.method} does not train conditional models, but {cfg.data} has "
+            f"{spec.kind} conditions; pass --no-conditional to ignore them"
+        )
+    field = "num_classes" if spec.kind == "class" else "cond_dim"
+    flag = "--" + field.replace("_", "-")
+    other = "cond_dim" if field == "num_classes" else "num_classes"
+    if getattr(m, other):
+        raise FlowmatchError(
+            f"{cfg.data} has {spec.kind} conditions; drop --{other.replace('_', '-')}"
+        )
+    given = getattr(m, field)
+    if given and given != spec.size:
+        raise FlowmatchError(
+            f"{flag} {given} does not match {cfg.data}, whose conditions have size {spec.size}; "
+            f"leave {flag} out"
+        )
+    setattr(m, field, spec.size)
+    return spec

@@ -1,0 +1,121 @@
+"""flowmatch logprob end to end, --method cnf from the command line, and the density plots."""
+
+import numpy as np
+import pytest
+import torch
+
+import flowmatch
+from flowmatch.cli import main
+
+TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
+        "--log-every", "10", "--checkpoint-every", "20", "--threads", "1"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli-lp") / "run"
+    assert main(["train", "--data", "8gaussians", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("flowmatch: error: ")
+    return err[0]
+
+
+def test_logprob_prints_the_nll_and_writes_log_densities(run, tmp_path, capsys):
+    points = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", points)
+    out = tmp_path / "lp.npy"
+    argv = ["logprob", str(run), "--data", str(tmp_path / "x.npy"), "--solver", "rk4",
+            "--steps", "10", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "NLL" in text and "±" in text and "bits/dim" in text and "divergence exact" in text
+    log_p = np.load(out)
+    assert log_p.shape == (30,) and np.isfinite(log_p).all()
+    expected = flowmatch.load(run).log_prob(torch.from_numpy(points), solver="rk4", steps=10)
+    np.testing.assert_allclose(log_p, expected.numpy(), rtol=1e-6, atol=1e-6)
+    nll = float(text.split("NLL ")[1].split()[0])
+    assert nll == pytest.approx(-log_p.mean(), abs=1e-4)
+
+
+def test_logprob_on_a_builtin_with_hutchinson(run, capsys):
+    argv = ["logprob", str(run), "--data", "8gaussians", "--n", "50", "--divergence",
+            "hutchinson", "--probes", "3", "--solver", "rk4", "--steps", "5"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "50 held-out points of 8gaussians" in text and "3 rademacher probes" in text
+    assert "Hutchinson part ±" in text
+
+
+def test_cnf_trains_resumes_and_scores_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "cnf"
+    args = ["train", "--data", "moons", "--method", "cnf", "--out", str(out),
+            "--cnf-steps", "2", "--cnf-kinetic", "0.1", "--steps", "6", *TINY[2:],
+            "--stop-after", "3"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "step 6/6" in capsys.readouterr().out
+    argv = ["logprob", str(out), "--data", "moons", "--n", "20", "--solver", "rk4", "--steps", "4"]
+    assert main(argv) == 0
+
+
+def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
+    out = tmp_path / "figs"
+    argv = ["plot", str(run), "--n", "100", "--out", str(out), "--solver", "rk4", "--steps", "4"]
+    assert main(argv) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"density.png", "log_density.png"} <= names
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--probes", "0"], "--probes must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--divergence", "trace"], "invalid choice: 'trace'"),
+        (["--n", "5"], "--n picks points of a built-in data set"),
+        (["--dequantize", "yes"], "needs a run trained on discrete data"),
+        (["--out", "lp.txt"], "--out must end in .npy"),
+    ],
+)
+def test_logprob_rejects_bad_options(run, tmp_path, capsys, extra, message):
+    np.save(tmp_path / "x.npy", np.zeros((4, 2), np.float32))
+    assert main(["logprob", str(run), "--data", str(tmp_path / "x.npy"), *extra]) == 2
+    assert message in error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        (np.zeros((4, 3), np.float32), "3 features per sample but 2 are expected"),
+        (np.array([[0.0, np.nan]], np.float32), "NaN"),
+    ],
+)
+def test_logprob_rejects_bad_data(run, tmp_path, capsys, points, message):
+    np.save(tmp_path / "x.npy", points)
+    assert main(["logprob", str(run), "--data", str(tmp_path / "x.npy")]) == 2
+    assert message in error_line(capsys)
+
+
+def test_logprob_rejects_missing_inputs(run, tmp_path, capsys):
+    assert main(["logprob", str(run), "--data", str(tmp_path / "none.npy")]) == 2
+    assert "neither a built-in data set" in error_line(capsys)
+    assert main(["logprob", str(tmp_path / "norun"), "--data", "moons"]) == 2
+    assert "does not exist" in error_line(capsys)
+    existing = tmp_path / "lp.npy"
+    existing.write_bytes(b"")
+    assert main(["logprob", str(run), "--data", "moons", "--out", str(existing)]) == 2
+    assert "already exists" in error_line(capsys)
