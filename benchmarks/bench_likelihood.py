@@ -49,8 +49,11 @@ ACCURACY = 0.01  # nats: the speed comparison's bar against the reference
 
 
 # -- configurations -----------------------------------------------------------------------------
-def make_config(dataset: str, method: str, device: str):
-    """The training configuration of one benchmark run (all but the number of steps)."""
+def make_config(dataset: str, method: str, device: str, freq: float):
+    """The training configuration of one benchmark run (all but the number of steps).
+
+    ``freq`` is the time embedding's largest angular frequency (``--time-max-freq``).
+    """
     from flowmatch import ModelConfig, TrainConfig
 
     digits = dataset == "digits"
@@ -59,17 +62,28 @@ def make_config(dataset: str, method: str, device: str):
     if method == "fm":
         width, batch, lr = (512, 256, 1e-3) if digits else (256, 512, 2e-3)
         return TrainConfig(
-            model=ModelConfig(width=width, depth=3), batch_size=batch, lr=lr, **common
+            model=ModelConfig(width=width, depth=3, time_max_freq=freq),
+            batch_size=batch,
+            lr=lr,
+            **common,
         )
     cnf = {"cnf_solver": "rk4", "cnf_steps": 8, "cnf_jitter": True}
-    if digits:  # Hutchinson with one Rademacher probe per sample, as FFJORD
-        cnf |= {"cnf_divergence": "hutchinson", "cnf_probes": 1}
+    if digits:  # Hutchinson with one Rademacher probe per sample, as FFJORD; 4 rk4 steps
+        cnf |= {"cnf_divergence": "hutchinson", "cnf_probes": 1, "cnf_steps": 4}
         return TrainConfig(
-            model=ModelConfig(width=512, depth=3), batch_size=128, lr=1e-3, **cnf, **common
+            model=ModelConfig(width=256, depth=3, time_max_freq=freq),
+            batch_size=128,
+            lr=1e-3,
+            **cnf,
+            **common,
         )
     cnf |= {"cnf_divergence": "exact"}
     return TrainConfig(
-        model=ModelConfig(width=128, depth=3), batch_size=256, lr=2e-3, **cnf, **common
+        model=ModelConfig(width=128, depth=3, time_max_freq=freq),
+        batch_size=256,
+        lr=2e-3,
+        **cnf,
+        **common,
     )
 
 
@@ -83,14 +97,22 @@ def nfe_per_step(cfg) -> int:
 
 
 # -- one training-and-evaluation job, run in its own process ------------------------------------
-def run_job(dataset: str, method: str, device: str, budget: float, root: str) -> dict:
+def run_job(dataset: str, method: str, device: str, budget: float, root: str, freq: float) -> dict:
+    """Train and evaluate one run; a failure becomes a row with its error, not a crash."""
+    try:
+        return _run_job(dataset, method, device, budget, root, freq)
+    except Exception as exc:  # one broken run must not lose the others' results
+        return {"dataset": dataset, "method": method, "freq": freq, "error": repr(exc)}
+
+
+def _run_job(dataset: str, method: str, device: str, budget: float, root: str, freq: float):
     """Calibrate the step time, train for ``budget`` seconds' worth of steps, then evaluate."""
     torch.set_num_threads(1)
     from flowmatch import train
     from flowmatch.training import resume
 
-    cfg = make_config(dataset, method, device)
-    work = Path(root) / f"{dataset}-{method}"
+    cfg = make_config(dataset, method, device, freq)
+    work = Path(root) / f"{dataset}-{method}-{freq:g}"
     # calibration: the step time after a short warm-up, in a throwaway run
     calib = dataclasses.replace(cfg, steps=10**6)
     warm = 10 if method == "cnf" else 50
@@ -109,6 +131,7 @@ def run_job(dataset: str, method: str, device: str, budget: float, root: str) ->
     row = {
         "dataset": dataset,
         "method": method,
+        "freq": freq,
         "device": device,
         "steps": cfg.steps,
         "best_step": best,
@@ -161,8 +184,8 @@ def _evaluate(run: Path, dataset: str, device: str) -> dict:
     g = torch.Generator().manual_seed(1234)
     if dataset == "digits":
         x = data.held_out(None, g)  # the 360 test images, dequantized with a fixed seed
-        # exact on a GPU; on one CPU thread, 16 Hutchinson probes (its stderr is reported)
-        divergence = {"divergence": "exact"} if device != "cpu" else {"probes": 16}
+        # exact on a GPU; on one CPU thread, 4 Hutchinson probes (their stderr is reported)
+        divergence = {"divergence": "exact"} if device != "cpu" else {"probes": 4}
     else:
         x, divergence = data.held_out(TOY_TEST_POINTS, g), {"divergence": "exact"}
     start = time.perf_counter()
@@ -225,25 +248,47 @@ def _timed(fn) -> tuple[torch.Tensor, float]:
     return out, time.perf_counter() - start
 
 
+def _cheapest(run, candidates: tuple[int, ...], order: int) -> int | None:
+    """The fewest steps whose mean error is <= ACCURACY: double until the bar is met, then try
+    the step count that an error ~ steps^-order predicts from the last miss."""
+    last = None
+    for steps in candidates:
+        err = run(steps)["mean_abs_err"]
+        if err <= ACCURACY:
+            if last is None:
+                return steps
+            guess = math.ceil(last[0] * (last[1] / ACCURACY) ** (1 / order) * 1.05)
+            if last[0] < guess < steps and run(guess)["mean_abs_err"] <= ACCURACY:
+                return guess
+            return steps
+        last = (steps, err)
+    return None
+
+
 def speed_test(
-    root: Path,
-    reference_device: str,
-    reference_tol: float,
-    n: int = 10_000,
-    train_steps: int = 4000,
+    root: str, freq: float, reference_device: str, reference_tol: float, n: int, train_steps: int
 ) -> list[dict]:
     """Time exact log p of n 2-D points: autograd loop + Euler against torch.func + rk4/dopri5."""
+    try:
+        return _speed_test(Path(root), freq, reference_device, reference_tol, n, train_steps)
+    except Exception as exc:  # keep the other parts' results
+        return [{"method": f"speed test failed: {exc!r}", "freq": freq, "error": repr(exc)}]
+
+
+def _speed_test(
+    root: Path, freq: float, reference_device: str, reference_tol: float, n: int, train_steps: int
+) -> list[dict]:
     import flowmatch
     from flowmatch import ModelConfig, TrainConfig, train
     from flowmatch.data import get_dataset
 
     torch.set_num_threads(1)
-    run = root / "speed-model"
+    run = root / f"speed-model-{freq:g}"
     cfg = TrainConfig(
         data="moons",
         steps=train_steps,
         batch_size=512,
-        model=ModelConfig(width=128, depth=3),
+        model=ModelConfig(width=128, depth=3, time_max_freq=freq),
         threads=1,
         log_every=500,
         checkpoint_every=10**9,
@@ -265,6 +310,7 @@ def speed_test(
         {
             "method": f"reference: dopri5 {reference_tol:g}, float64",
             "device": reference_device,
+            "freq": freq,
             "points": n,
             "nfe": ref.nfe,
             "seconds": ref_s,
@@ -277,6 +323,7 @@ def speed_test(
         err = lp.double() - ref_lp
         row = {
             "method": name,
+            "freq": freq,
             "device": "cpu",
             "nfe": nfe,
             "seconds": seconds,
@@ -290,19 +337,18 @@ def speed_test(
         )
         return row
 
-    euler_steps = None
-    for steps in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
-        lp, s = _timed(lambda steps=steps: loop_log_prob(flow, x, steps))
-        if record(f"autograd loop, euler {steps}", steps, lp, s)["mean_abs_err"] <= ACCURACY:
-            euler_steps = steps
-            break
+    def loop(steps: int) -> dict:
+        lp, s = _timed(lambda: loop_log_prob(flow, x, steps))
+        return record(f"autograd loop, euler {steps}", steps, lp, s)
+
+    def func(solver: str, steps: int) -> dict:
+        r, s = _timed(lambda: flow.log_prob_with_stats(x, solver=solver, steps=steps))
+        return record(f"torch.func, {solver} {steps}", r.nfe, r.log_prob, s)
+
+    euler_steps = _cheapest(loop, (16, 32, 64, 128, 256, 512, 1024, 2048, 4096), order=1)
     if euler_steps is not None:  # the same Euler grid with the vectorized divergence
-        r, s = _timed(lambda: flow.log_prob_with_stats(x, solver="euler", steps=euler_steps))
-        record(f"torch.func, euler {euler_steps}", r.nfe, r.log_prob, s)
-    for steps in (2, 4, 8, 16, 32, 64):
-        r, s = _timed(lambda steps=steps: flow.log_prob_with_stats(x, solver="rk4", steps=steps))
-        if record(f"torch.func, rk4 {steps}", r.nfe, r.log_prob, s)["mean_abs_err"] <= ACCURACY:
-            break
+        func("euler", euler_steps)
+    _cheapest(lambda steps: func("rk4", steps), (2, 4, 8, 16, 32, 64, 128), order=4)
     for tol in (1e-3, 1e-4, 1e-5):
         r, s = _timed(lambda tol=tol: flow.log_prob_with_stats(x, atol=tol, rtol=tol))
         if record(f"torch.func, dopri5 {tol:g}", r.nfe, r.log_prob, s)["mean_abs_err"] <= ACCURACY:
@@ -312,25 +358,36 @@ def speed_test(
 
 # -- tables --------------------------------------------------------------------------------------
 def print_density_table(rows: list[dict], gaussian_bpd: float | None) -> None:
-    print("\n### Test NLL (dopri5 1e-5, exact divergence unless noted)\n")
+    print("\n### Test NLL (dopri5 1e-5; exact divergence unless noted)\n")
     print(
-        "| dataset | method | test NLL (nats) | gap to entropy | bits/dim | train time | "
-        "steps | NFE/step | eval NFE |"
+        "| dataset | method | time emb. max freq | test NLL (nats) | gap to entropy | bits/dim "
+        "| train time | steps | NFE/step | eval NFE |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "error" in r:
+            print(f"| {r['dataset']} | {r['method']} | {r['freq']:g} | failed: {r['error']} |")
+            continue
         gap = "" if r["gap"] is None else f"{r['gap']:+.3f}"
-        bpd = (
-            f"{r['bits_per_dim']:.3f} ± {r['bits_per_dim_se']:.3f}"
-            if r["dataset"] == "digits"
-            else ""
-        )
+        bpd = ""
+        if r["dataset"] == "digits":
+            bpd = f"{r['bits_per_dim']:.3f} ± {r['bits_per_dim_se']:.3f}"
+            if r["hutchinson_se"]:
+                bpd += " (Hutchinson)"
         steps = f"{r['steps']}" + (f" (best {r['best_step']})" if r["best_step"] else "")
-        print(
-            f"| {r['dataset']} | {r['method']} | {r['nll']:.3f} ± {r['nll_se']:.3f} | {gap} | "
-            f"{bpd} | {r['train_s']:.0f} s ({r['device']}) | {steps} | {r['nfe_per_step']} | "
-            f"{r['eval_nfe']} |"
-        )
+        cells = [
+            r["dataset"],
+            r["method"],
+            f"{r['freq']:g}",
+            f"{r['nll']:.3f} ± {r['nll_se']:.3f}",
+            gap,
+            bpd,
+            f"{r['train_s']:.0f} s ({r['device']})",
+            steps,
+            r["nfe_per_step"],
+            r["eval_nfe"],
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     if gaussian_bpd is not None:
         quoted = "; ".join(f"{k} {v}" for k, v in REFERENCE_BPD.items())
         print(
@@ -339,30 +396,40 @@ def print_density_table(rows: list[dict], gaussian_bpd: float | None) -> None:
 
 
 def print_speed_table(rows: list[dict]) -> None:
-    n = rows[0].get("points", 10_000) if rows else 0
-    print(f"\n### Exact log p of {n} 2-D points (one CPU thread; bar: mean |err| <= {ACCURACY})\n")
-    print("| method | NFE | seconds | mean abs err (nats) | meets bar | speedup vs loop |")
-    print("|---|---|---|---|---|---|")
-    base = next(
-        (r for r in rows if r["method"].startswith("autograd") and r["mean_abs_err"] <= ACCURACY),
-        None,
-    )
+    ok_rows = [r for r in rows if "error" not in r]
     for r in rows:
-        ok = (
-            "ref"
-            if r["method"].startswith("reference")
-            else ("yes" if r["mean_abs_err"] <= ACCURACY else "no")
+        if "error" in r:
+            print(f"\nspeed test (time emb. max freq {r['freq']:g}) failed: {r['error']}")
+    if not ok_rows:
+        return
+    n = ok_rows[0]["points"]
+    print(f"\n### Exact log p of {n} 2-D points (one CPU thread; bar: mean |err| <= {ACCURACY})\n")
+    print(
+        "| time emb. max freq | method | NFE | seconds | mean abs err (nats) | meets bar "
+        "| speedup |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for freq in dict.fromkeys(r["freq"] for r in ok_rows):
+        group = [r for r in ok_rows if r["freq"] == freq]
+        base = next(
+            (
+                r
+                for r in group
+                if r["method"].startswith("autograd") and r["mean_abs_err"] <= ACCURACY
+            ),
+            None,
         )
-        speed = f"{base['seconds'] / r['seconds']:.1f}x" if base and ok == "yes" else ""
-        cells = [
-            r["method"],
-            r["nfe"],
-            f"{r['seconds']:.2f}",
-            f"{r['mean_abs_err']:.4f}",
-            ok,
-            speed,
-        ]
-        print("| " + " | ".join(str(c) for c in cells) + " |")
+        for r in group:
+            ok = "yes" if r["mean_abs_err"] <= ACCURACY else "no"
+            ok = "ref" if r["method"].startswith("reference") else ok
+            speed = f"{base['seconds'] / r['seconds']:.1f}x" if base and ok == "yes" else ""
+            cells = [f"{freq:g}", r["method"], r["nfe"], f"{r['seconds']:.2f}"]
+            cells += [f"{r['mean_abs_err']:.4f}", ok, speed]
+            print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
 
 
 def main() -> None:
@@ -370,12 +437,16 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per run")
     p.add_argument("--datasets", default="checkerboard,8gaussians,moons,digits")
     p.add_argument("--methods", default="fm,cnf")
-    p.add_argument("--jobs", type=int, default=2, help="runs trained side by side")
+    p.add_argument(
+        "--fm-freqs", default="30,1000", help="time embedding max frequencies of the fm runs"
+    )
+    p.add_argument("--cnf-freq", type=float, default=30.0, help="... and of the cnf runs")
+    p.add_argument("--jobs", type=int, default=2, help="processes side by side")
     p.add_argument("--device", default="cpu", help="device of the 2-D runs")
     p.add_argument("--digits-device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--no-speed", action="store_true", help="skip part 2")
+    p.add_argument("--speed-freqs", default="30,1000", help="models of part 2 ('' skips it)")
     p.add_argument("--speed-points", type=int, default=10_000, help="points of part 2")
-    p.add_argument("--speed-train-steps", type=int, default=4000, help="training of its model")
+    p.add_argument("--speed-train-steps", type=int, default=4000, help="training of its models")
     p.add_argument(
         "--reference-tol", type=float, default=1e-9, help="dopri5 tol of part 2's reference"
     )
@@ -386,30 +457,30 @@ def main() -> None:
     root = args.work or Path(tempfile.mkdtemp(prefix="bench-likelihood-"))
     root.mkdir(parents=True, exist_ok=True)
     datasets, methods = args.datasets.split(","), args.methods.split(",")
-    jobs = [
-        (d, m, args.digits_device if d == "digits" else args.device, args.budget, str(root))
-        for d in datasets
-        for m in methods
-    ]
+    jobs = []
+    for d in datasets:
+        device = args.digits_device if d == "digits" else args.device
+        for m in methods:
+            for freq in _floats(args.fm_freqs) if m == "fm" else [args.cnf_freq]:
+                jobs.append((d, m, device, args.budget, str(root), freq))
+    reference_device = "cuda" if torch.cuda.is_available() else "cpu"
+    speed_jobs = [
+        (str(root), freq, reference_device, args.reference_tol, args.speed_points,
+         args.speed_train_steps)
+        for freq in _floats(args.speed_freqs)
+    ]  # fmt: skip
     print(
-        f"{len(jobs)} runs of {args.budget:.0f} s each, {args.jobs} at a time, in {root}",
+        f"{len(jobs)} runs of {args.budget:.0f} s each and {len(speed_jobs)} speed tests, "
+        f"{args.jobs} at a time, in {root}",
         flush=True,
     )
     with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+        speed_async = pool.starmap_async(speed_test, speed_jobs)  # the longest: start first
         rows = pool.starmap(run_job, jobs)
+        speed = [row for rows_ in speed_async.get() for row in rows_]
     gaussian = gaussian_digits_baseline() if "digits" in datasets else None
     print_density_table(rows, gaussian)
-    speed = []
-    if not args.no_speed:
-        print("\nspeed test:", flush=True)
-        speed = speed_test(
-            root,
-            "cuda" if torch.cuda.is_available() else "cpu",
-            args.reference_tol,
-            args.speed_points,
-            args.speed_train_steps,
-        )
-        print_speed_table(speed)
+    print_speed_table(speed)
     if args.json is not None:
         args.json.write_text(
             json.dumps({"density": rows, "gaussian_digits_bpd": gaussian, "speed": speed}, indent=2)

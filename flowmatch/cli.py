@@ -49,6 +49,7 @@ TRAIN_HELP = {
     "depth": "hidden layers",
     "activation": "activation function",
     "time_embed_dim": "size of the time embedding",
+    "time_max_freq": "largest angular frequency of the time embedding (lower: v smoother in t)",
     "num_classes": "classes K of a class-conditional model (0: from the data's labels)",
     "cond_dim": "size of condition vectors (0: from the data's conditions)",
     "cond_embed_dim": "size of the condition embedding of the mlp model",
@@ -215,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--n", type=int, default=2000, help="samples to draw")
     pl.add_argument("--seed", type=int, default=0)
     _add_solver_flags(pl)
+
+    ei = sub.add_parser(
+        "eval-images",
+        help="class accuracy and Fréchet distance of a class-conditional image run's samples",
+    )
+    ei.add_argument("run", type=Path, metavar="RUN_DIR")
+    ei.add_argument(
+        "--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales w (default: 1 2)"
+    )
+    ei.add_argument("--n", type=int, default=1000, help="samples per setting (default: 1000)")
+    ei.add_argument("--seed", type=int, default=0)
+    ei.add_argument("--solver", default="midpoint", help="fixed-grid ODE solver (midpoint)")
+    ei.add_argument("--steps", type=int, default=10, help="solver steps (default: 10)")
+    _add_common(ei)
 
     fe = sub.add_parser(
         "fit-energy", help="fit a planar flow to an unnormalized 2-D energy by reverse KL"
@@ -690,6 +705,16 @@ def cmd_distill(args: argparse.Namespace) -> None:
     cmd_reflow(args, method="distill")
 
 
+def cmd_eval_images(args: argparse.Namespace) -> None:
+    from flowmatch.conditional_cli import evaluate_image_run
+
+    if args.n < 2:
+        raise FlowmatchError(f"--n must be >= 2, got {args.n}")
+    flow, info = _load(args)
+    for line in evaluate_image_run(flow, info, args):
+        print(line)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from flowmatch.data import TOY_DATASETS
 
@@ -718,6 +743,7 @@ COMMANDS = {
     "reflow": cmd_reflow,
     "distill": cmd_distill,
     "demo": cmd_demo,
+    "eval-images": cmd_eval_images,
 }
 
 

@@ -10,7 +10,13 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["check_grid_output", "run_condition", "sample_condition", "write_grid"]
+__all__ = [
+    "check_grid_output",
+    "evaluate_image_run",
+    "run_condition",
+    "sample_condition",
+    "write_grid",
+]
 
 
 def run_condition(info):
@@ -110,3 +116,39 @@ def write_grid(x: Tensor, info, path: Path, nrow: int | None) -> Path:
     if train is not None:  # clip outliers so they do not wash out the grey levels
         x = x.clamp(float(train.min()), float(train.max()))
     return save_image_grid(x.cpu().numpy(), path, nrow=nrow)
+
+
+def evaluate_image_run(flow, info, args: argparse.Namespace) -> list[str]:
+    """The ``eval-images`` table: real-data rows, then one row per guidance scale."""
+    from flowmatch.data import get_dataset
+    from flowmatch.data.images import ImageDataset, reference_classifier
+    from flowmatch.image_evaluation import evaluate_class_conditional, real_data_quality
+    from flowmatch.models import check_guidance
+
+    spec = run_condition(info)
+    dataset = get_dataset(info.config.data)
+    if spec is None or spec.kind != "class" or not isinstance(dataset, ImageDataset):
+        raise FlowmatchError(
+            f"eval-images scores class-conditional image runs (digits-images, fashion-mnist); "
+            f"{info.run_dir} was trained on {info.config.data}; use flowmatch eval"
+        )
+    scales = tuple(check_guidance(w) for w in args.guidance)
+    if any(w != 1.0 for w in scales) and info.config.cond_drop <= 0:
+        raise FlowmatchError(
+            f"{info.run_dir} was trained with --cond-drop 0, so guidance w != 1 is undefined"
+        )
+    net = reference_classifier(dataset, device=args.device)
+    rows = list(real_data_quality(dataset, net, args.n, seed=args.seed + 1))
+    rows += evaluate_class_conditional(
+        flow, dataset, net, guidance_scales=scales, settings=((args.solver, args.steps),),
+        n=args.n, seed=args.seed,
+    )  # fmt: skip
+    lines = [
+        f"run {info.run_dir} (step {info.step}), {dataset.name}",
+        f"{'setting':<28}{'NFE':>5}{'accuracy':>10}{'Fréchet':>10}{'n':>7}",
+    ]
+    for r in rows:
+        fd = "-" if r.frechet != r.frechet else f"{r.frechet:.4f}"  # NaN: no distance
+        nfe = "-" if r.nfe == 0 else str(r.nfe)
+        lines.append(f"{r.label:<28}{nfe:>5}{r.accuracy:>10.3f}{fd:>10}{r.n:>7}")
+    return lines

@@ -95,8 +95,10 @@ class FlowModel(nn.Module):
         return lambda t, z: self.velocity(z, t, cond)
 
     def check_condition(self, cond, n: int) -> Tensor | None:
-        """Validate conditions for n samples (labels, vectors, or one for all); see
-        :meth:`~flowmatch.models.VelocityModel.check_condition`."""
+        """Validate conditions for n samples (labels, vectors, or one for all).
+
+        See :meth:`~flowmatch.models.VelocityModel.check_condition`.
+        """
         return self.velocity.check_condition(cond, n)
 
     def flat_field(self, cond: Tensor | None = None) -> Callable[[Tensor, Tensor], Tensor]:

@@ -63,10 +63,11 @@ def test_cnf_trains_resumes_and_scores_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "cnf"
     args = ["train", "--data", "moons", "--method", "cnf", "--out", str(out),
             "--cnf-steps", "2", "--cnf-kinetic", "0.1", "--steps", "6", *TINY[2:],
-            "--stop-after", "3"]  # fmt: skip
+            "--time-max-freq", "30", "--stop-after", "3"]  # fmt: skip
     assert main(args) == 0
     assert main(["train", "--resume", str(out)]) == 0
     assert "step 6/6" in capsys.readouterr().out
+    assert flowmatch.load(out).velocity.time_embed.freqs.max().item() == pytest.approx(30.0)
     argv = ["logprob", str(out), "--data", "moons", "--n", "20", "--solver", "rk4", "--steps", "4"]
     assert main(argv) == 0
 

@@ -52,6 +52,9 @@ class ModelConfig:
     depth: int = 3
     activation: str = "silu"
     time_embed_dim: int = 32
+    # the largest angular frequency of the time embedding; high ones let v vary fast in t,
+    # which fixed-step and adaptive solvers must then resolve (see benchmarks/bench_likelihood)
+    time_max_freq: float = 1000.0
     # conditioning: filled in from the data by training (0 = unconditional)
     num_classes: int = 0
     cond_dim: int = 0
@@ -73,6 +76,7 @@ def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         cfg.depth,
         cfg.activation,
         cfg.time_embed_dim,
+        time_max_freq=cfg.time_max_freq,
         num_classes=cfg.num_classes,
         cond_dim=cfg.cond_dim,
         cond_embed_dim=cfg.cond_embed_dim,
@@ -85,6 +89,7 @@ def _unet(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         channels=cfg.channels,
         levels=cfg.levels,
         time_embed_dim=cfg.time_embed_dim,
+        time_max_freq=cfg.time_max_freq,
         num_classes=cfg.num_classes,
         cond_dim=cfg.cond_dim,
     )

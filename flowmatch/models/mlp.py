@@ -38,6 +38,7 @@ class MLPVelocity(VelocityModel):
         depth: number of hidden layers.
         activation: a key of ``ACTIVATIONS``.
         time_embed_dim: size of the sinusoidal time embedding.
+        time_max_freq: its largest angular frequency.
         num_classes: K > 0 to condition on class labels 0..K-1.
         cond_dim: d > 0 to condition on vectors of size d.
         cond_embed_dim: size of the condition embedding e(c).
@@ -56,6 +57,7 @@ class MLPVelocity(VelocityModel):
         depth: int = 3,
         activation: str = "silu",
         time_embed_dim: int = 32,
+        time_max_freq: float = 1000.0,
         num_classes: int = 0,
         cond_dim: int = 0,
         cond_embed_dim: int = 64,
@@ -68,7 +70,7 @@ class MLPVelocity(VelocityModel):
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
         self.shape = (dim,)
-        self.time_embed = SinusoidalTimeEmbedding(time_embed_dim)
+        self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, time_max_freq)
         layers: list[nn.Module] = []
         self.condition = make_condition_embedding(num_classes, cond_dim, cond_embed_dim)
         fan_in = dim + time_embed_dim + (0 if self.condition is None else cond_embed_dim)

@@ -70,6 +70,7 @@ class UNetVelocity(VelocityModel):
         channels: channels at full resolution.
         levels: number of downsamplings.
         time_embed_dim: size of the sinusoidal time features.
+        time_max_freq: their largest angular frequency.
         num_classes: K > 0 to condition on class labels 0..K-1.
         cond_dim: d > 0 to condition on vectors of size d.
 
@@ -90,6 +91,7 @@ class UNetVelocity(VelocityModel):
         channels: int = 32,
         levels: int = 2,
         time_embed_dim: int = 32,
+        time_max_freq: float = 1000.0,
         num_classes: int = 0,
         cond_dim: int = 0,
     ) -> None:
@@ -110,7 +112,7 @@ class UNetVelocity(VelocityModel):
         self.shape = tuple(shape)
         emb = 4 * channels
         self.time_embed = nn.Sequential(
-            SinusoidalTimeEmbedding(time_embed_dim),
+            SinusoidalTimeEmbedding(time_embed_dim, time_max_freq),
             nn.Linear(time_embed_dim, emb),
             nn.SiLU(),
             nn.Linear(emb, emb),

@@ -41,6 +41,13 @@ def resolve_condition(cfg: TrainConfig, dataset: Dataset, method) -> ConditionSp
             f"--method {cfg.method} does not train conditional models, but {cfg.data} has "
             f"{spec.kind} conditions; pass --no-conditional to ignore them"
         )
+    if spec.kind == "vector" and getattr(cfg, "coupling", "independent") != "independent":
+        raise FlowmatchError(
+            f"--coupling {cfg.coupling} pairs within classes and cannot respect continuous "
+            f"conditions such as {cfg.data}'s; use --coupling independent"
+        )
+    if getattr(cfg, "pairs", ""):
+        raise FlowmatchError("--pairs tables carry no conditions; add --no-conditional")
     field = "num_classes" if spec.kind == "class" else "cond_dim"
     flag = "--" + field.replace("_", "-")
     other = "cond_dim" if field == "num_classes" else "num_classes"

@@ -210,6 +210,8 @@ class TrainConfig:
         m = self.model
         if m.width < 1 or m.depth < 1:
             raise FlowmatchError(f"--width and --depth must be >= 1, got {m.width} and {m.depth}")
+        if not (math.isfinite(m.time_max_freq) and m.time_max_freq >= 1):
+            raise FlowmatchError(f"--time-max-freq must be >= 1, got {m.time_max_freq}")
         if m.time_embed_dim < 2 or m.time_embed_dim % 2:
             raise FlowmatchError(
                 f"--time-embed-dim must be an even number >= 2, got {m.time_embed_dim}"

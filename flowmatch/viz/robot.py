@@ -27,7 +27,7 @@ def plot_rollouts(rollouts: dict, env, path: PathLike, max_paths: int = 100) -> 
     """
     from matplotlib.patches import Circle
 
-    fig, axes = _new_figure(ncols=len(rollouts), panel=(4.6, 3.2))
+    fig, axes = _new_figure(ncols=len(rollouts), panel=(4.6, 3.5))
     for ax, (name, r) in zip(axes, rollouts.items(), strict=True):
         ax.add_patch(Circle((0.0, 0.0), env.obstacle_radius, color="#444444", alpha=0.35))
         n = min(max_paths, r.paths.shape[0])

@@ -73,3 +73,11 @@ def test_demonstrations_are_bimodal_given_the_observation():
 def test_rollout_rejects_short_chunks():
     with pytest.raises(FlowmatchError, match="fewer than"):
         ENV.rollout(lambda obs: torch.zeros(obs.shape[0], 2), [0])
+
+
+def test_rollouts_figure(tmp_path):
+    from flowmatch.viz import plot_rollouts
+
+    straight = ENV.rollout(lambda obs: torch.ones(obs.shape[0], 2 * ENV.horizon), [0, 1, 2])
+    path = plot_rollouts({"straight": straight}, ENV, tmp_path / "r.png")
+    assert path.stat().st_size > 1000

@@ -41,12 +41,20 @@ def test_bad_features_are_rejected():
         frechet_distance(torch.randn(5, 3), torch.randn(5, 4))
 
 
-def test_classifier_learns_a_separable_task_deterministically():
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: several threads only contend
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_classifier_learns_a_separable_task_deterministically(one_thread):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 1, 4, 4, generator=g) * 0.2
     y = torch.arange(64) % 2
     x[y == 1, :, :, :2] += 0.8  # class 1: bright left half
-    kw = {"epochs": 25, "batch_size": 32, "width": 8, "feature_dim": 8, "seed": 1}
+    kw = {"epochs": 25, "batch_size": 32, "lr": 1e-2, "width": 8, "feature_dim": 8, "seed": 1}
     a, b = fit_classifier(x, y, 2, **kw), fit_classifier(x, y, 2, **kw)
     pred, feats = classify(a, x)
     assert float((pred == y).float().mean()) == 1.0 and feats.shape == (64, 8)

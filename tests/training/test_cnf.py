@@ -128,6 +128,7 @@ def test_digits_train_with_hutchinson(tmp_path):
         ({"cnf_kinetic": -1.0}, "--cnf-kinetic must be >= 0"),
         ({"coupling": "ot"}, "--method cnf .* no use for --coupling"),
         ({"source": "moons"}, "no use for --source"),
+        ({"model": ModelConfig(time_max_freq=0.5)}, "--time-max-freq must be >= 1"),
     ],
 )
 def test_bad_options_are_rejected_in_one_line(tmp_path, kw, message):
