@@ -411,14 +411,10 @@ def print_speed_table(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     for freq in dict.fromkeys(r["freq"] for r in ok_rows):
         group = [r for r in ok_rows if r["freq"] == freq]
-        base = next(
-            (
-                r
-                for r in group
-                if r["method"].startswith("autograd") and r["mean_abs_err"] <= ACCURACY
-            ),
-            None,
-        )
+        # the baseline: the fastest autograd-loop setting that meets the bar
+        loops = [r for r in group if r["method"].startswith("autograd")]
+        met = [r for r in loops if r["mean_abs_err"] <= ACCURACY]
+        base = min(met, key=lambda r: r["seconds"]) if met else None
         for r in group:
             ok = "yes" if r["mean_abs_err"] <= ACCURACY else "no"
             ok = "ref" if r["method"].startswith("reference") else ok
@@ -452,7 +448,13 @@ def main() -> None:
     )
     p.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="also write every row as JSON here")
+    p.add_argument("--tables", type=Path, help="only print the tables of an earlier --json")
     args = p.parse_args()
+    if args.tables is not None:
+        saved = json.loads(args.tables.read_text())
+        print_density_table(saved["density"], saved["gaussian_digits_bpd"])
+        print_speed_table(saved["speed"])
+        return
 
     root = args.work or Path(tempfile.mkdtemp(prefix="bench-likelihood-"))
     root.mkdir(parents=True, exist_ok=True)

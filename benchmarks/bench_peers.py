@@ -302,10 +302,17 @@ def _target_lines(rows: list[dict]) -> list[str]:
 def print_table(results: list[dict], methods: list[str]) -> str:
     lines = []
     for task in TASKS:
-        rows = [r for r in results if r["task"] == task]
+        rows = [r for r in results if r["task"] == task and r["method"] in methods]
+        # only seeds that every method of the task finished, so all means use the same seeds
+        present = {r["method"] for r in rows}
+        seeds = sorted(
+            s
+            for s in {r["seed"] for r in rows}
+            if present <= {r["method"] for r in rows if r["seed"] == s}
+        )
+        rows = [r for r in rows if r["seed"] in seeds]
         if not rows:
             continue
-        seeds = sorted({r["seed"] for r in rows})
         floor = [r["floor"] for r in rows if r["method"] == rows[0]["method"]]
         lines.append(
             f"\n### {task.replace('-', ' -> ', 1)} ({len(seeds)} seeds, {TEST_SIZE} test points)\n"
@@ -356,7 +363,7 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.table_only:
         results = [json.loads(ln) for ln in args.results.read_text().splitlines() if ln]
-        print_table(results, [*PEERS, *OURS])
+        print_table(results, args.methods)
         return
     python = ensure_peer_venv() if set(args.methods) & set(PEERS) else None
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +404,7 @@ def main() -> None:
                     flush=True,
                 )
     results = [json.loads(ln) for ln in args.results.read_text().splitlines() if ln]
-    print_table(results, [*PEERS, *OURS])
+    print_table(results, args.methods)
 
 
 if __name__ == "__main__":
