@@ -115,7 +115,7 @@ def robot_section(args) -> dict:
         nfe = "-"
         if isinstance(policy, FlowPolicy):
             nfe = str(policy.steps * (2 if policy.solver == "midpoint" else 1))
-        timeout = 1.0 - r.success_rate - r.collision_rate
+        timeout = float((~r.success & ~r.collision).float().mean())
         print(f"  {name:<28}{nfe:>5}{r.success_rate:>9.3f}{r.collision_rate:>11.3f}"
               f"{timeout:>9.3f}")  # fmt: skip
         rows.append({"policy": name, "nfe": nfe, "success": r.success_rate,

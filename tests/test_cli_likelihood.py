@@ -120,3 +120,26 @@ def test_logprob_rejects_missing_inputs(run, tmp_path, capsys):
     existing.write_bytes(b"")
     assert main(["logprob", str(run), "--data", "moons", "--out", str(existing)]) == 2
     assert "already exists" in error_line(capsys)
+
+
+def test_logprob_dequantizes_discrete_data_for_bits_per_dim(tmp_path, capsys):
+    from flowmatch.data.digits import digit_levels
+
+    out = tmp_path / "digits"
+    args = ["train", "--data", "digits", "--out", str(out), "--steps", "3", "--batch-size",
+            "16", "--width", "16", "--depth", "1", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    levels = digit_levels()["test"][:5].numpy()  # raw grey levels 0..16
+    np.save(tmp_path / "levels.npy", levels)
+    common = ["logprob", str(out), "--solver", "rk4", "--steps", "2", "--probes", "2"]
+    capsys.readouterr()
+    assert main([*common, "--data", str(tmp_path / "levels.npy")]) == 0
+    text = capsys.readouterr().out
+    assert "(dequantized)" in text and "bin width 1: a bound on the discrete NLL" in text
+    assert main([*common, "--data", str(tmp_path / "levels.npy"), "--dequantize", "no"]) == 0
+    assert "(dequantized)" not in capsys.readouterr().out
+    np.save(tmp_path / "off.npy", levels + 0.5)
+    assert main([*common, "--data", str(tmp_path / "off.npy"), "--dequantize", "yes"]) == 2
+    assert "already continuous" in error_line(capsys)
+    assert main([*common, "--data", "digits", "--n", "4"]) == 0
+    assert "4 held-out points of digits (dequantized)" in capsys.readouterr().out
