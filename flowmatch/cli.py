@@ -61,6 +61,7 @@ TRAIN_HELP = {
     "planar_activation": "gate h of the planar layers (--method planar)",
     "planar_affine": "start the planar stack with a learnable elementwise affine layer",
     "coupling": "how source and data batches are paired (minibatch OT straightens paths)",
+    "ot_batch": "rows per exact OT problem of --coupling ot/class-ot (0: the whole batch)",
     "source": "distribution at t=0: gaussian, a built-in dataset or a data file",
     "pairs": "fixed (x0, x1) pairs file from flowmatch reflow; replaces the coupling",
     "init_from": "start from this run's EMA weights (reflow, distillation)",
@@ -499,20 +500,20 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
 
 def _reference(args: argparse.Namespace, info) -> tuple[torch.Tensor, torch.Tensor]:
-    """Held-out data, and a second draw of real data of the same size for the floor."""
+    """Held-out data, and an independent draw of real data of the same size for the floor."""
     from flowmatch.data import get_dataset, load_array
 
     g = torch.Generator().manual_seed(args.seed)
     if args.data is not None:
         ref = check_points(load_array(args.data), str(args.data), dim=info.dim)
         dataset = get_dataset(info.config.data)
-        floor = dataset.sample(ref.shape[0], g)
+        floor = dataset.iid_sample(ref.shape[0], g)
         return ref, floor
     dataset = get_dataset(info.config.data)
     if args.n < 2:
         raise FlowmatchError(f"--n must be >= 2, got {args.n}")
     ref = dataset.held_out(args.n, g)
-    floor = dataset.sample(ref.shape[0], torch.Generator().manual_seed(args.seed + 1))
+    floor = dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(args.seed + 1))
     return ref, floor
 
 
@@ -530,7 +531,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for r in rows:
         steps = "-" if r.steps is None else str(r.steps)
         print(f"{r.solver:<10}{steps:>6}{r.nfe:>6}{r.w2:>10.4f}{r.mmd:>11.2e}{r.seconds:>9.2f}")
-    print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (two draws of real data)")
+    print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (independent real data)")
     extra = {} if args.no_curve else _eval_curve(args, flow, ref, rows)
     if args.json is not None:
         from flowmatch.training.checkpoint import atomic_write

@@ -14,7 +14,7 @@ from torch import Tensor
 from flowmatch.data.conditions import ConditionSpec
 from flowmatch.data.files import load_array
 from flowmatch.data.quantization import Quantization
-from flowmatch.data.toy import TOY_DATASETS, sample_toy
+from flowmatch.data.toy import STRATIFIED_TOY_SETS, TOY_DATASETS, sample_toy
 from flowmatch.errors import FlowmatchError, check_points
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset", "ToyDataset", "get_dataset"]
@@ -73,6 +73,15 @@ class Dataset(ABC):
         """
         return self.sample(n, generator), None
 
+    def iid_sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` independent draws from the data distribution, shape (n, ...).
+
+        This is what a perfect model's samples are, so the distance between it and the
+        held-out data is the floor a model is judged against. It equals :meth:`sample` unless
+        a set draws its batches stratified.
+        """
+        return self.sample(n, generator)
+
     def held_out_batch(
         self, n: int | None, generator: torch.Generator
     ) -> tuple[Tensor, Tensor | None]:
@@ -81,6 +90,10 @@ class Dataset(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+IID_POOL = 64
+"""Pool size per requested point from which :meth:`ToyDataset.iid_sample` picks rows."""
 
 
 class ToyDataset(Dataset):
@@ -114,6 +127,20 @@ class ToyDataset(Dataset):
     def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
         """Draw ``n`` fresh points (2000 when ``n`` is None), shape (n, 2)."""
         return sample_toy(self.name, DEFAULT_TOY_HELD_OUT if n is None else n, generator)
+
+    def iid_sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` independent points, shape (n, 2).
+
+        For the stratified sets (:data:`~flowmatch.data.toy.STRATIFIED_TOY_SETS`: even split
+        between parts, angles on a grid) these are ``n`` rows picked at random, without
+        replacement, from one draw of ``IID_POOL * n`` points, so the parts' counts and the
+        angles vary as they do in independent samples; for the others a plain draw.
+        """
+        if self.name not in STRATIFIED_TOY_SETS:
+            return self.sample(n, generator)
+        pool = sample_toy(self.name, IID_POOL * n, generator)
+        pick = torch.randperm(pool.shape[0], generator=generator, device=generator.device)
+        return pool[pick[:n]]
 
 
 class ArrayDataset(Dataset):

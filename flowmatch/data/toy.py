@@ -24,6 +24,7 @@ from torch import Tensor
 from flowmatch.errors import FlowmatchError
 
 __all__ = [
+    "STRATIFIED_TOY_SETS",
     "TOY_DATASETS",
     "checkerboard",
     "circles",
@@ -253,6 +254,12 @@ TOY_DATASETS: dict[str, Callable[[int, torch.Generator], Tensor]] = {
     "2spirals": two_spirals,
     "checkerboard": checkerboard,
 }
+
+STRATIFIED_TOY_SETS = frozenset({"circles", "rings", "moons"})
+"""Sets whose ``n`` points are not independent draws: as in FFJORD (scikit-learn's
+``make_circles``/``make_moons``), every call splits the points evenly between the parts and
+puts them on an even grid of angles, so only the noise is random. Two such draws are closer to
+each other than independent samples of the same distribution are."""
 
 
 def sample_toy(name: str, n: int, generator: torch.Generator) -> Tensor:

@@ -42,6 +42,26 @@ def test_toy_held_out_is_fresh():
         ToyDataset("digits")
 
 
+def test_iid_sample_is_a_plain_draw_for_independent_sets():
+    ds = ToyDataset("8gaussians")
+    assert torch.equal(ds.iid_sample(300, gen(3)), ds.sample(300, gen(3)))
+
+
+def test_iid_sample_of_a_stratified_set_varies_like_independent_points():
+    # a moons draw has fixed angles and an exact split between the moons, so the mean of its
+    # x coordinates only moves with the noise (sd 0.2 / sqrt(n) = 0.01); for independent
+    # points it moves with the whole spread of x (sd about sqrt(2.3 / n) = 0.076)
+    ds = ToyDataset("moons")
+    n = 400
+    stratified = np.std([float(ds.sample(n, gen(s))[:, 0].mean()) for s in range(30)])
+    independent = np.std([float(ds.iid_sample(n, gen(s))[:, 0].mean()) for s in range(30)])
+    assert stratified < 0.02 and independent > 4.0 * stratified
+    x = ds.iid_sample(20000, gen(0))  # ... from the same distribution
+    ref = ds.sample(20000, gen(1))
+    assert torch.allclose(x.mean(0), ref.mean(0), atol=0.05)
+    assert torch.allclose(x.std(0), ref.std(0), atol=0.05)
+
+
 def test_split_partitions_rows(x):
     ds = ArrayDataset(x, "arr", holdout_fraction=0.25)
     assert ds.test_data.shape == (5, 3) and ds.train_data.shape == (15, 3)
