@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from flowmatch.cli import main
+from tests.cli_helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
         "--log-every", "10", "--checkpoint-every", "20"]  # fmt: skip
@@ -18,13 +19,6 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
     assert main(["train", "--data", "8gaussians", "--out", str(out), *TINY]) == 0
     return out
-
-
-def error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("flowmatch: error: ")
-    return err[0]
 
 
 def test_train_writes_a_complete_run(run):

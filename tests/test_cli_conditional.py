@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from flowmatch.cli import main
+from tests.cli_helpers import error_line
 
 TINY = ["--steps", "8", "--batch-size", "32", "--log-every", "4", "--checkpoint-every", "8",
         "--threads", "1"]  # fmt: skip
@@ -27,13 +28,6 @@ def runs(tmp_path_factory):
     assert main([*argv[: -len(TINY) - 1], str(nodrop), *TINY, "--cond-drop", "0"]) == 0
     yield {"image": image, "robot": robot, "nodrop": nodrop}
     torch.set_num_threads(threads)
-
-
-def error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("flowmatch: error: ")
-    return err[0]
 
 
 def test_class_grid_with_guidance(runs, tmp_path, capsys):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from flowmatch.cli import main
+from tests.cli_helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "16", "--depth", "2",
         "--log-every", "20", "--checkpoint-every", "40"]  # fmt: skip
@@ -17,13 +18,6 @@ def run(tmp_path_factory):
     argv = ["train", "--data", "8gaussians", "--source", "moons", "--coupling", "ot"]
     assert main([*argv, "--out", str(out), *TINY]) == 0
     return out
-
-
-def error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("flowmatch: error: ")
-    return err[0]
 
 
 def test_train_records_the_coupling_and_source(run):
@@ -76,6 +70,7 @@ def test_reflow_and_distill_commands(run, tmp_path, capsys):
         (["train", "--data", "moons", "--coupling", "bogus"], "invalid choice"),
         (["train", "--data", "moons", "--source", "nowhere.npy"], "--source"),
         (["train", "--data", "moons", "--coupling", "ot", "--pairs", "p.npz"], "--pairs fixes"),
+        (["train", "--data", "moons", "--coupling", "ot", "--ot-batch", "-1"], "--ot-batch"),
         (["train", "--data", "moons", "--method", "distill"], "--pairs"),
         (["sample", "RUN", "--solver", "dopri5", "--time-grid", "cosine"], "adaptive"),
         (["sample", "RUN", "--time-grid", "nope"], "invalid choice"),

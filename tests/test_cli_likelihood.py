@@ -6,6 +6,7 @@ import torch
 
 import flowmatch
 from flowmatch.cli import main
+from tests.cli_helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
         "--log-every", "10", "--checkpoint-every", "20", "--threads", "1"]  # fmt: skip
@@ -24,13 +25,6 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli-lp") / "run"
     assert main(["train", "--data", "8gaussians", "--out", str(out), *TINY]) == 0
     return out
-
-
-def error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("flowmatch: error: ")
-    return err[0]
 
 
 def test_logprob_prints_the_nll_and_writes_log_densities(run, tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from flowmatch.cli import COMMANDS, main
+from tests.cli_helpers import error_line
 
 TINY = ["--method", "planar", "--layers", "4", "--steps", "30", "--batch-size", "64",
         "--log-every", "10", "--checkpoint-every", "15"]  # fmt: skip
@@ -17,13 +18,6 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("planar") / "run"
     assert main(["train", "--data", "8gaussians", "--out", str(out), *TINY]) == 0
     return out
-
-
-def error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("flowmatch: error: ")
-    return err[0]
 
 
 def test_train_records_the_planar_config(run):
