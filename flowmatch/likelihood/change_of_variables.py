@@ -154,6 +154,32 @@ def _combine(
     return estimates.mean(dim=1), estimates.std(dim=1) / math.sqrt(k)
 
 
+def _solve_log_prob(
+    f: FlatField,
+    x_start: Tensor,
+    t_start: float,
+    divergence: Divergence,
+    kinetic: bool,
+    log_p0: LogDensity,
+    solve_options: dict,
+) -> LogProbResult:
+    """Solve the augmented state from ``t_start`` (0 or 1) to the other end, then score.
+
+    Whichever way the solve runs, log p_1(x_1) = log p_0(x_0) - int_0^1 div v_t(x_t) dt, where
+    int_0^1 div = s * a with a the signed integral the solve accumulated and
+    s = +1 forward (t_start = 0), -1 backward (t_start = 1). ``x`` of the result is the end
+    that was not given: the noise x_0 of a backward solve, the sample x_1 of a forward one.
+    """
+    t_end = 1.0 - t_start
+    sol = integrate_divergence(
+        f, x_start, t_start, t_end, divergence, kinetic=kinetic, **solve_options
+    )
+    x0 = x_start if t_start == 0.0 else sol.x  # (B, D) the noise end
+    forward_integral = sol.div_integral if t_start == 0.0 else -sol.div_integral  # (B, m)
+    lp, se = _combine(log_p0(x0), forward_integral, divergence)
+    return LogProbResult(log_prob=lp, stderr=se, x=sol.x, nfe=sol.nfe, kinetic=sol.kinetic)
+
+
 def log_prob(
     f: FlatField,
     x1: Tensor,
@@ -185,10 +211,7 @@ def log_prob(
         >>> round(r.log_prob.item(), 4), round(-math.log(2 * math.pi) - 2.0, 4)
         (-3.8379, -3.8379)
     """
-    sol = integrate_divergence(f, x1, 1.0, 0.0, divergence, kinetic=kinetic, **solve_options)
-    # integrating backward, div_integral = int_1^0 div = -int_0^1 div
-    lp, se = _combine(log_p0(sol.x), -sol.div_integral, divergence)
-    return LogProbResult(log_prob=lp, stderr=se, x=sol.x, nfe=sol.nfe, kinetic=sol.kinetic)
+    return _solve_log_prob(f, x1, 1.0, divergence, kinetic, log_p0, solve_options)
 
 
 def sample_log_prob(
@@ -215,6 +238,4 @@ def sample_log_prob(
     Returns:
         The :class:`LogProbResult`; ``x`` is the sample x_1.
     """
-    sol = integrate_divergence(f, x0, 0.0, 1.0, divergence, kinetic=kinetic, **solve_options)
-    lp, se = _combine(log_p0(x0), sol.div_integral, divergence)
-    return LogProbResult(log_prob=lp, stderr=se, x=sol.x, nfe=sol.nfe, kinetic=sol.kinetic)
+    return _solve_log_prob(f, x0, 0.0, divergence, kinetic, log_p0, solve_options)
