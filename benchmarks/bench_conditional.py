@@ -4,7 +4,8 @@ Sections (pick with --only):
   digits   U-Net on scikit-learn's 8x8 digits; over guidance scales w and solver settings, the
            reference classifier's accuracy on the samples (intended class) and the Fréchet
            distance to the held-out split in its features, beside the same numbers for real
-           data (held-out accuracy; as many real training images against the held-out split).
+           images (see flowmatch.image_evaluation: held-out images when the held-out split
+           holds 2n of them, and training images, which are not a floor).
   fashion  the same on Fashion-MNIST 28x28, with a training budget set by --fashion-steps
            (and --fashion-channels, --fashion-batch).
   robot    flow-matching policy vs. least-squares regression on the bimodal point-robot
@@ -40,7 +41,7 @@ from flowmatch.image_evaluation import (
     real_data_quality,
 )
 
-IMAGE_SETTINGS = (("euler", 10), ("midpoint", 5), ("midpoint", 10), ("midpoint", 25))
+IMAGE_SETTINGS = (("euler", 10), ("midpoint", 5), ("midpoint", 10))
 ROBOT_SETTINGS = (("euler", 1), ("euler", 2), ("euler", 4), ("midpoint", 2), ("midpoint", 5))
 
 
@@ -76,8 +77,9 @@ def image_section(name: str, cfg: flowmatch.TrainConfig, args, guidance, setting
     )
     print_image_table(rows)
     best = max(rows[2:], key=lambda r: r.accuracy)
-    print(f"  best accuracy {best.accuracy:.3f} at {best.label} (Fréchet {best.frechet:.3f}, "
-          f"real-data floor {rows[1].frechet:.3f})")  # fmt: skip
+    ref = rows[1] if not math.isnan(rows[1].frechet) else rows[0]
+    print(f"  best accuracy {best.accuracy:.3f} at {best.label} (Fréchet {best.frechet:.3f}; "
+          f"{ref.label} {ref.frechet:.3f})")  # fmt: skip
     return {
         "config": cfg.to_dict(),
         "train_seconds": seconds,
@@ -131,7 +133,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="generated images per setting")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--digits-steps", type=int, default=3000)
+    p.add_argument("--digits-steps", type=int, default=2000)
     p.add_argument("--digits-channels", type=int, default=16)
     p.add_argument("--fashion-steps", type=int, default=2000)
     p.add_argument("--fashion-channels", type=int, default=16)
@@ -141,7 +143,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    guidance = (0.0, None, 1.5, 2.0, 3.0, 4.0)  # None: plain conditional (w = 1)
+    guidance = (0.0, None, 1.5, 2.0, 3.0)  # None: plain conditional (w = 1)
     results = {}
     if "digits" in args.only:
         cfg = flowmatch.TrainConfig(
@@ -168,8 +170,8 @@ def main() -> None:
             log_every=100,
             checkpoint_every=500,
         )
-        settings = (("euler", 10), ("midpoint", 10))
-        results["fashion"] = image_section("fashion", cfg, args, (None, 2.0, 3.0), settings)
+        settings = (("midpoint", 5),)
+        results["fashion"] = image_section("fashion", cfg, args, (None, 1.5, 2.0, 3.0), settings)
     if "robot" in args.only:
         results["robot"] = robot_section(args)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))

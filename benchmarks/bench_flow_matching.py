@@ -3,7 +3,7 @@
 For each dataset this script
   1. measures the CPU time of one training step of flowmatch's loop and of a minimal hand-written
      PyTorch loop doing the same work (same network, AdamW, warm-up/cosine schedule, gradient
-     clipping, EMA, data drawn from the same generator), interleaved A B A B in one process;
+     clipping, EMA, data drawn from the same generator), interleaved A B B A in one process;
   2. trains a model with flowmatch's defaults (plus --steps) and reports the wall time;
   3. reports W2 against 2000 fresh draws at Euler NFE 1/2/4/8/100, heun, rk4 and dopri5,
      beside the floor: the W2 between an independent sample of the data distribution and the
@@ -97,14 +97,12 @@ def step_times(cfg: TrainConfig, workdir: Path, chunk: int, rounds: int) -> tupl
     ours.run(stop_after=chunk)  # warm up both
     hand.run(chunk)
     a, b = [], []
-    for _ in range(rounds):
-        t0 = time.process_time()
-        ours.run(stop_after=chunk)
-        t1 = time.process_time()
-        hand.run(chunk)
-        t2 = time.process_time()
-        a.append((t1 - t0) / chunk)
-        b.append((t2 - t1) / chunk)
+    for i in range(rounds):  # A B, then B A: neither always runs first
+        order = [("ours", lambda: ours.run(stop_after=chunk)), ("hand", lambda: hand.run(chunk))]
+        for name, step in order if i % 2 == 0 else order[::-1]:
+            t0 = time.process_time()
+            step()
+            (a if name == "ours" else b).append((time.process_time() - t0) / chunk)
     return statistics.median(a), statistics.median(b)
 
 

@@ -2,9 +2,18 @@
 
 For each sampling setting (guidance scale w, solver and steps) the model draws the same
 number of images of every class; a classifier trained on the real training split labels
-them, and its penultimate features give a Fréchet distance to the held-out split. The same
-two numbers for real data (held-out accuracy; Fréchet distance of as many *training* images
-to the held-out split) say what a perfect generator would score at this sample size.
+them, and its penultimate features give a Fréchet distance to a reference set.
+
+The reference set R is the held-out split less n of its images (A, drawn once by a fixed
+seed) when it holds at least 2n; then the "real held-out" row scores A against R, the same
+sizes as the generated rows, with images neither the classifier nor the generator saw: what
+a generator of fresh draws from the data distribution would score, sample-size bias
+included. (Fashion-MNIST: 10000 held-out images.) A smaller held-out split (the digits: 359)
+is used whole as R, and the "real held-out" row then gives only the classifier's held-out
+accuracy: half of it would be too few images for a Fréchet distance in 64 features.
+The "real train" row scores n *training* images against R. It is not a floor: the
+classifier was fit to those images, so their features sit further from held-out features
+than fresh images' do, and a good generator scores below it.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from torch import Tensor
 from flowmatch.metrics.classifier import ImageClassifier, classify
 from flowmatch.metrics.frechet import frechet_distance
 
-__all__ = ["ImageQuality", "evaluate_class_conditional", "real_data_quality"]
+__all__ = ["ImageQuality", "evaluate_class_conditional", "real_data_quality", "reference_split"]
 
 
 @dataclass
@@ -53,32 +62,55 @@ def _score(net: ImageClassifier, x: Tensor, labels: Tensor, ref_feats: Tensor) -
     return float((pred.cpu() == labels.cpu()).float().mean()), frechet_distance(feats, ref_feats)
 
 
+def reference_split(dataset, n: int, seed: int = 0) -> tuple[Tensor | None, Tensor]:
+    """Held-out indices: (A, R), n real reference images and the reference set.
+
+    When the held-out split has at least 2n images, a random A of n of them (fixed by
+    ``seed``) is set aside and R is the rest; otherwise A is None and R is the whole split.
+    Every row of an evaluation measures against the same R.
+
+    Returns:
+        Indices of A ((n,) or None) and of R into ``dataset.test_data``.
+    """
+    size = dataset.test_data.shape[0]
+    if size < 2 * n:
+        return None, torch.arange(size)
+    perm = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    return perm[:n], perm[n:]
+
+
 def real_data_quality(
     dataset, net: ImageClassifier, n: int, seed: int = 0
 ) -> tuple[ImageQuality, ImageQuality]:
-    """Reference rows: the classifier's held-out accuracy, and the real-data Fréchet floor.
+    """Reference rows: n real training images, and real held-out images, against R.
 
     Args:
         dataset: a labelled image set (``train_data``, ``train_cond``, ``test_data``, ...).
         net: the reference classifier.
-        n: training images drawn (without replacement) for the floor; use the sample count.
-        seed: seed of that draw.
+        n: images per row, the number generated per setting.
+        seed: seed of the draw of the training images.
 
     Returns:
-        The held-out row (the classifier's accuracy on the held-out split; no Fréchet
-        distance, NaN) and the floor row (n training images against the held-out split).
+        The "real train" row (training accuracy; the distance memorized training images
+        get) and the "real held-out" row: the n images A against R (held-out accuracy and
+        the distance of fresh real images, which a perfect generator would match), or, for
+        a held-out split under 2n images, the accuracy on all of it and no distance (NaN).
     """
-    pred, ref_feats = classify(net, dataset.test_data)
-    held = ImageQuality(
-        "real held-out", None, "", 0, 0, dataset.test_data.shape[0],
-        float((pred == dataset.test_cond).float().mean()), float("nan"), 0.0,
-    )  # fmt: skip
+    idx_a, idx_r = reference_split(dataset, n)
+    _, ref_feats = classify(net, dataset.test_data[idx_r])
     g = torch.Generator().manual_seed(seed)
     m = min(n, dataset.train_data.shape[0])
     idx = torch.randperm(dataset.train_data.shape[0], generator=g)[:m]
     acc, fd = _score(net, dataset.train_data[idx], dataset.train_cond[idx], ref_feats)
-    floor = ImageQuality("real train", None, "", 0, 0, m, acc, fd, 0.0)
-    return held, floor
+    train = ImageQuality("real train", None, "", 0, 0, m, acc, fd, 0.0)
+    if idx_a is None:
+        pred, _ = classify(net, dataset.test_data)
+        acc, fd = float((pred == dataset.test_cond).float().mean()), float("nan")
+        held = ImageQuality("real held-out", None, "", 0, 0, idx_r.shape[0], acc, fd, 0.0)
+    else:
+        acc, fd = _score(net, dataset.test_data[idx_a], dataset.test_cond[idx_a], ref_feats)
+        held = ImageQuality("real held-out", None, "", 0, 0, n, acc, fd, 0.0)
+    return train, held
 
 
 def evaluate_class_conditional(
@@ -97,7 +129,8 @@ def evaluate_class_conditional(
     Labels are 0, 1, ..., K-1, 0, 1, ... (n of them, balanced), and the same noise seed is
     used for every setting, so rows differ only in how the ODE is solved. Samples are
     clipped to the training data's range (as when showing them) before the classifier sees
-    them.
+    them. The Fréchet distance is to the reference set R of :func:`reference_split`, as in
+    :func:`real_data_quality`.
 
     Args:
         flow: a class-conditional :class:`~flowmatch.FlowModel`.
@@ -115,7 +148,7 @@ def evaluate_class_conditional(
     k = dataset.condition.size
     labels = torch.arange(n) % k  # (n,)
     lo, hi = float(dataset.train_data.min()), float(dataset.train_data.max())
-    _, ref_feats = classify(net, dataset.test_data)
+    _, ref_feats = classify(net, dataset.test_data[reference_split(dataset, n)[1]])  # R
     rows = []
     for w in guidance_scales:
         for solver, steps in settings:

@@ -20,7 +20,11 @@ __all__ = ["ImageClassifier", "classify", "fit_classifier"]
 
 
 class ImageClassifier(nn.Module):
-    """conv-conv-pool, conv-conv-pool, global average, a hidden layer (the features), logits.
+    """conv-conv-pool, conv-conv-pool, a hidden layer on the flattened map (features), logits.
+
+    The last feature map (2 width, H/4, W/4) is flattened rather than averaged over space:
+    where a part sits tells a shirt from a coat, and a global average discards it (a
+    global-average head reached only 0.76 held-out accuracy on Fashion-MNIST after 2 epochs).
 
     Args:
         shape: (C, H, W) of one image.
@@ -46,11 +50,14 @@ class ImageClassifier(nn.Module):
         def conv(a: int, b: int) -> list[nn.Module]:
             return [nn.Conv2d(a, b, 3, padding=1), nn.ReLU()]
 
+        h, wd = shape[1] // 4, shape[2] // 4  # size after two 2x2 poolings
+        if h < 1 or wd < 1:
+            raise FlowmatchError(f"the classifier needs images of at least 4x4, got {shape}")
         self.body = nn.Sequential(
             *conv(c, w), *conv(w, w), nn.MaxPool2d(2),
             *conv(w, 2 * w), *conv(2 * w, 2 * w), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(2 * w, feature_dim), nn.ReLU(),
+            nn.Flatten(),  # (B, 2w * H/4 * W/4)
+            nn.Linear(2 * w * h * wd, feature_dim), nn.ReLU(),
         )  # fmt: skip
         self.head = nn.Linear(feature_dim, num_classes)
         self.register_buffer("input_mean", torch.zeros(()))

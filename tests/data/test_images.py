@@ -11,6 +11,15 @@ from flowmatch.data.images import FASHION_MNIST_FILES, fashion_mnist, read_idx
 from flowmatch.errors import FlowmatchError
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_idx(path, arr: np.ndarray, code: int = 0x08) -> None:
     header = bytes([0, 0, code, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
     gzip_bytes = gzip.compress(header + arr.astype(arr.dtype.newbyteorder(">")).tobytes())
@@ -109,3 +118,27 @@ def test_global_standardization_pools_all_features():
     torch.testing.assert_close(s.mean, torch.full((2,), 3.0, dtype=torch.float64))
     torch.testing.assert_close(s.std, x.std(correction=0).expand(2))
     torch.testing.assert_close(s.inverse(s.forward(x)), x)
+
+
+def test_reference_classifier_is_trained_once_and_loaded_from_the_cache(tmp_path, monkeypatch):
+    from flowmatch.data import images
+    from flowmatch.metrics import classifier
+
+    quick = {"epochs": 0.1, "width": 2, "feature_dim": 4}
+    monkeypatch.setitem(images.CLASSIFIER_SETTINGS, "digits-images", quick)
+    ds = get_dataset("digits-images")
+    first = images.reference_classifier(ds, cache=tmp_path)
+    (path,) = tmp_path.glob("classifier-digits-images-*.safetensors")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached classifier was retrained")
+
+    monkeypatch.setattr(classifier, "fit_classifier", refuse)
+    again = images.reference_classifier(ds, cache=tmp_path)  # loaded, not trained
+    for key, value in first.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key
+    # other training settings are another classifier: a new cache key, so it is trained
+    monkeypatch.setitem(images.CLASSIFIER_SETTINGS, "digits-images", {**quick, "epochs": 0.2})
+    with pytest.raises(AssertionError, match="retrained"):
+        images.reference_classifier(ds, cache=tmp_path)
+    assert [p.name for p in tmp_path.glob("*.safetensors")] == [path.name]

@@ -15,6 +15,16 @@ from flowmatch.models import MLPVelocity, ModelConfig
 from flowmatch.training import TrainConfig, load_checkpoint, resume, train
 from flowmatch.training.methods import FlowMatching
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 CENTERS = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
 
 
@@ -129,3 +139,25 @@ def test_no_conditional_ignores_the_labels(labelled, tmp_path):
     train(dataclasses.replace(labelled, steps=5, conditional=False), tmp_path / "run")
     flow = flowmatch.load(tmp_path / "run")
     assert flow.velocity.condition is None
+
+
+@pytest.mark.parametrize("coupling", ["ot", "sinkhorn", "class-ot"])
+def test_training_batches_pair_noise_and_data_only_within_a_class(coupling):
+    from flowmatch.training.pairs import draw_batch
+
+    torch.manual_seed(0)
+    flow = FlowModel(MLPVelocity(2, 16, 1, num_classes=3), torch.zeros(2), torch.ones(2))
+    labels = torch.tensor([0, 1, 2, 2, 0, 1, 1, 0, 2, 2, 1, 0] * 8)  # (96,), two OT blocks
+    x1 = CENTERS[labels] + 0.1 * torch.randn(96, 2)
+    cfg = TrainConfig(coupling=coupling)
+    g = torch.Generator().manual_seed(3)
+    x0 = flow.noise(96, torch.Generator().manual_seed(3))  # the draw draw_batch will make
+    paired, same = draw_batch(flow, x1, g, cfg, labels)
+    assert same is x1
+    for c in range(3):  # class c's data get partners only among class c's noise rows
+        at = labels == c
+        got, own = sorted(map(tuple, paired[at].tolist())), sorted(map(tuple, x0[at].tolist()))
+        assert set(got) <= set(own), c
+        if coupling != "sinkhorn":  # exact OT: a permutation within the class
+            assert got == own, c
+    assert not torch.equal(paired, x0)  # and the coupling did reorder them
