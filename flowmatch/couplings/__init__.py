@@ -16,7 +16,13 @@ Example:
 
 from __future__ import annotations
 
-from flowmatch.couplings.base import Coupling, check_batch, draw_partners, squared_distances
+from flowmatch.couplings.base import (
+    Coupling,
+    check_batch,
+    draw_partners,
+    pair_in_blocks,
+    squared_distances,
+)
 from flowmatch.couplings.independent import IndependentCoupling
 from flowmatch.couplings.ot import ClassConditionalOT, ExactOT, SinkhornOT
 from flowmatch.errors import FlowmatchError
@@ -32,6 +38,7 @@ __all__ = [
     "check_batch",
     "draw_partners",
     "get_coupling",
+    "pair_in_blocks",
     "squared_distances",
 ]
 

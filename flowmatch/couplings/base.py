@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["Coupling", "check_batch", "draw_partners", "squared_distances"]
+__all__ = [
+    "Coupling",
+    "check_batch",
+    "draw_partners",
+    "pair_in_blocks",
+    "squared_distances",
+]
 
 
-class Coupling(Protocol):
-    """A joint distribution pi(x0, x1) with marginals p0 and p1, sampled one batch at a time.
+def check_batch(
+    x0: Tensor, x1: Tensor, cond: Tensor | None = None, *, one_to_one: str | None = None
+) -> None:
+    """Reject batches whose features or lengths cannot be paired, with one line.
 
-    ``pair(x0, x1, cond)`` takes independent draws x0 (B0, ...) ~ p0 and x1 (B, ...) ~ p1
-    (with optional per-row conditions ``cond`` (B, ...) of x1) and returns ``(x0', x1)``: the
-    data x1 and its conditions keep their order, and row j of x0' (B, ...) is the source point
-    paired with x1[j]. All randomness comes from ``generator``.
+    Args:
+        x0: (B0, ...) source batch.
+        x1: (B, ...) data batch with as many features per row as x0.
+        cond: optional per-row conditions of x1, (B, ...).
+        one_to_one: the name of a coupling that pairs row j of x0 with row j of x1 and so
+            needs B0 == B; None when the batch sizes may differ.
     """
-
-    name: str
-
-    def pair(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        cond: Tensor | None = None,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Pair the rows of x0 with those of x1; returns (x0', x1) with x0' of x1's length."""
-        ...
-
-
-def check_batch(x0: Tensor, x1: Tensor, cond: Tensor | None = None) -> None:
-    """Reject batches whose features or lengths cannot be paired, with one line."""
     for name, x in (("x0", x0), ("x1", x1)):
         if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 1:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -49,6 +40,47 @@ def check_batch(x0: Tensor, x1: Tensor, cond: Tensor | None = None) -> None:
     if cond is not None and (not isinstance(cond, Tensor) or cond.shape[0] != x1.shape[0]):
         got = tuple(cond.shape) if isinstance(cond, Tensor) else type(cond).__name__
         raise FlowmatchError(f"cond must have one row per row of x1 ({x1.shape[0]}), got {got}")
+    if one_to_one is not None and x0.shape[0] != x1.shape[0]:
+        raise FlowmatchError(
+            f"the {one_to_one} coupling pairs rows one to one; x0 has {x0.shape[0]} rows "
+            f"and x1 has {x1.shape[0]}"
+        )
+
+
+class Coupling:
+    """A joint distribution pi(x0, x1) with marginals p0 and p1, sampled one batch at a time.
+
+    ``pair(x0, x1, cond)`` takes independent draws x0 (B0, ...) ~ p0 and x1 (B, ...) ~ p1
+    (with optional per-row conditions ``cond`` (B, ...) of x1) and returns ``(x0', x1)``: the
+    data x1 and its conditions keep their order, and row j of x0' (B, ...) is the source point
+    paired with x1[j]. All randomness comes from ``generator``.
+
+    ``pair`` validates the batch once (:func:`check_batch`) and calls ``_pair``, which
+    subclasses implement on checked inputs. Subclasses set ``name``, ``one_to_one`` (True when
+    x0 and x1 must have as many rows) and ``blockwise``.
+    """
+
+    name: str
+    one_to_one: bool = False
+    blockwise: bool = False
+    """Whether training solves it on blocks of ``--ot-batch`` rows (exact solvers, ~O(B^3))."""
+
+    def pair(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        cond: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Pair the rows of x0 with those of x1; returns (x0', x1) with x0' of x1's length."""
+        check_batch(x0, x1, cond, one_to_one=self.name if self.one_to_one else None)
+        return self._pair(x0, x1, cond, generator)
+
+    def _pair(
+        self, x0: Tensor, x1: Tensor, cond: Tensor | None, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
 
 
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
@@ -85,3 +117,50 @@ def draw_partners(plan: Tensor, generator: torch.Generator | None) -> Tensor:
     empty = weights.sum(dim=1) <= 0
     weights[empty] = 1.0  # a column the solver left empty: fall back to a uniform partner
     return torch.multinomial(weights, 1, replacement=True, generator=generator).squeeze(1)
+
+
+def pair_in_blocks(
+    coupling: Coupling,
+    x0: Tensor,
+    x1: Tensor,
+    cond: Tensor | None = None,
+    *,
+    block: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Couple a batch as independent sub-batches of ``block`` rows (minibatch OT of size k).
+
+    The rows of x0 and x1 are independent draws, so splitting the batch into consecutive
+    blocks and coupling each block on its own is the same coupling as drawing B / k minibatches
+    of size k: the marginals are unchanged, only the OT problems are smaller. An exact OT solve
+    costs roughly O(k^3), so blocks of k rows cost O(B k^2) per batch instead of O(B^3); the
+    pairs are a little less straight for small k (Pooladian et al., 2023).
+
+    Args:
+        coupling: any coupling.
+        x0: (B, ...) source batch.
+        x1: (B, ...) data batch.
+        cond: optional per-row conditions of x1, (B, ...).
+        block: rows per coupling problem; 0, or >= B, couples the whole batch at once.
+        generator: passed to the coupling.
+
+    Returns:
+        (x0', x1) as :meth:`Coupling.pair` returns them.
+
+    References:
+        Pooladian et al., "Multisample Flow Matching: Straightening Flows with Minibatch
+        Couplings" (2023).
+    """
+    b = x1.shape[0]
+    if block <= 0 or block >= b or x0.shape[0] != b:
+        return coupling.pair(x0, x1, cond, generator=generator)
+    parts = [
+        coupling.pair(
+            x0[s : s + block],
+            x1[s : s + block],
+            None if cond is None else cond[s : s + block],
+            generator=generator,
+        )[0]
+        for s in range(0, b, block)
+    ]
+    return torch.cat(parts), x1

@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from flowmatch.couplings.base import check_batch
-from flowmatch.errors import FlowmatchError
+from flowmatch.couplings.base import Coupling
 
 __all__ = ["IndependentCoupling"]
 
 
-class IndependentCoupling:
+class IndependentCoupling(Coupling):
     """Keep the draws as they come: row j of x0 is paired with row j of x1.
 
     References:
@@ -24,19 +23,9 @@ class IndependentCoupling:
     """
 
     name = "independent"
+    one_to_one = True
 
-    def pair(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        cond: Tensor | None = None,
-        *,
-        generator: torch.Generator | None = None,
+    def _pair(
+        self, x0: Tensor, x1: Tensor, cond: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
-        check_batch(x0, x1, cond)
-        if x0.shape[0] != x1.shape[0]:
-            raise FlowmatchError(
-                f"the independent coupling pairs rows one to one; x0 has {x0.shape[0]} rows "
-                f"and x1 has {x1.shape[0]}"
-            )
         return x0, x1

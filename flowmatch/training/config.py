@@ -13,6 +13,11 @@ from flowmatch.models import ModelConfig
 __all__ = ["TrainConfig"]
 
 
+FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0}
+"""Fields whose default is not what runs saved before the field existed did: such a run gets
+this value, so it resumes as it trained (OT couplings solved the whole batch at once)."""
+
+
 @dataclass
 class TrainConfig:
     """Everything needed to reproduce a run from its folder alone.
@@ -59,6 +64,7 @@ class TrainConfig:
     planar_affine: bool = True
     # -- couplings and sources -------------------------------------------------------------------
     coupling: str = "independent"
+    ot_batch: int = 64
     source: str = "gaussian"
     pairs: str = ""
     init_from: str = ""
@@ -84,6 +90,8 @@ class TrainConfig:
                 "it was written by another program or a newer flowmatch"
             )
         d = dict(d)
+        for name, value in FIELDS_ADDED_LATER.items():
+            d.setdefault(name, value)
         if isinstance(d.get("model"), dict):
             mknown = {f.name for f in dataclasses.fields(ModelConfig)}
             if set(d["model"]) - mknown:
@@ -149,6 +157,12 @@ class TrainConfig:
             raise FlowmatchError(
                 "--method distill regresses on teacher pairs; give --pairs FILE "
                 "(or use: flowmatch distill TEACHER_RUN --out NEW_RUN)"
+            )
+        if isinstance(self.ot_batch, bool) or not isinstance(self.ot_batch, int):
+            raise FlowmatchError(f"--ot-batch must be an integer >= 0, got {self.ot_batch!r}")
+        if self.ot_batch < 0:
+            raise FlowmatchError(
+                f"--ot-batch must be >= 0 (0 solves the whole batch at once), got {self.ot_batch}"
             )
         steps = self.distill_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

@@ -60,6 +60,9 @@ class TrainResult:
     total_steps: int
     loss: float | None
     seconds: float
+    cpu_seconds: float = 0.0
+    """CPU time of the training steps (this process, all threads): less sensitive than
+    ``seconds`` to other jobs sharing the machine."""
 
     @property
     def complete(self) -> bool:
@@ -177,6 +180,7 @@ class Trainer:
         reporter.start(cfg.steps, self.step)
         loss_sum, n_sum, last_loss = torch.zeros((), device=self.device), 0, None
         t_start = t_log = time.perf_counter()
+        cpu_start = time.process_time()
         log = (self.run_dir / METRICS_FILE).open("a")
         model.train()
         try:
@@ -236,7 +240,12 @@ class Trainer:
             log.close()
             reporter.close()
         return TrainResult(
-            self.run_dir, self.step, cfg.steps, last_loss, time.perf_counter() - t_start
+            self.run_dir,
+            self.step,
+            cfg.steps,
+            last_loss,
+            time.perf_counter() - t_start,
+            time.process_time() - cpu_start,
         )
 
 

@@ -110,13 +110,19 @@ def draw_batch(
         generator: the training generator.
         cfg: the run's :class:`~flowmatch.training.config.TrainConfig`.
         cond: conditions of the data rows, (B,) or (B, d), passed to the coupling:
-            ``class-ot`` pairs only within each class; ``independent``, ``ot`` and
-            ``sinkhorn`` ignore it (use ``class-ot`` for a conditional model).
+            ``ot``, ``sinkhorn`` and ``class-ot`` given class labels pair only within each
+            class (and refuse continuous conditions); ``independent`` ignores it.
+
+    An exact coupling (``ot``, ``class-ot``: ``blockwise`` couplings) solves its problem on
+    blocks of ``cfg.ot_batch`` rows (the whole batch when 0; see
+    :func:`~flowmatch.couplings.pair_in_blocks`): exact OT costs about O(k^3) per block. In
+    a pilot on N -> 8gaussians and N -> scurve (README, "Against torchcfm"), blocks of 64 rows
+    trained flows as straight and as accurate as whole batches of 256, in a third of the time.
 
     Returns:
         x0 and x1, both (B, ...), standardized, on x1's device.
     """
-    from flowmatch.couplings import get_coupling
+    from flowmatch.couplings import get_coupling, pair_in_blocks
 
     b = x1.shape[0]
     if cfg.pairs:
@@ -130,4 +136,6 @@ def draw_batch(
         x1 = model.standardize(table.x1[idx].to(x1.device))
         return x0.reshape(x1.shape), x1
     x0 = model.noise(b, generator).to(x1.device)  # (B, ...)
-    return get_coupling(cfg.coupling).pair(x0, x1, cond, generator=generator)
+    coupling = get_coupling(cfg.coupling)
+    block = cfg.ot_batch if getattr(coupling, "blockwise", False) else 0
+    return pair_in_blocks(coupling, x0, x1, cond, block=block, generator=generator)

@@ -12,6 +12,7 @@ from flowmatch.couplings import (
     SinkhornOT,
     batch_cost,
     get_coupling,
+    pair_in_blocks,
 )
 from flowmatch.errors import FlowmatchError
 
@@ -106,9 +107,41 @@ def test_bad_inputs_are_one_line_errors():
         (lambda: ClassConditionalOT().pair(x, x, torch.rand(4)), "integer class labels"),
         (lambda: ClassConditionalOT().pair(x, x, torch.zeros(3, dtype=torch.long)), "one row"),
         (lambda: COUPLINGS["independent"].pair(x, torch.randn(3, 2)), "one to one"),
+        (lambda: ClassConditionalOT().pair(x, torch.randn(3, 2), torch.zeros(3)), "one to one"),
         (lambda: SinkhornOT(reg=0.0), "must be > 0"),
     ]
     for fn, fragment in cases:
         with pytest.raises(FlowmatchError, match=fragment) as info:
             fn()
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("b", [40, 200])
+def test_exact_ot_assignment_and_network_simplex_agree(b, monkeypatch):
+    """Both exact solvers (SciPy assignment, POT simplex) reach the same minimal cost."""
+    import flowmatch.couplings.ot as ot_module
+
+    g = torch.Generator().manual_seed(b)
+    x0 = torch.randn(b, 2, generator=g, dtype=torch.float64)
+    x1 = torch.randn(b, 2, generator=g, dtype=torch.float64) * 2 + 1
+    optimum = float((ExactOT().plan(x0, x1) * torch.cdist(x0, x1).square()).sum())
+    for crossover in (b + 1, b):  # b + 1: assignment solver; b: network simplex
+        monkeypatch.setattr(ot_module, "ASSIGNMENT_MAX_ROWS", crossover)
+        p0, _ = ExactOT().pair(x0, x1)
+        assert rows(p0) == rows(x0)
+        assert batch_cost(p0, x1) == pytest.approx(optimum, rel=1e-12)
+
+
+@pytest.mark.parametrize("block", [0, 2, 4, 6])
+def test_blocks_are_coupled_optimally_and_separately(block):
+    g = torch.Generator().manual_seed(block)
+    x0 = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    x1 = torch.randn(6, 2, generator=g, dtype=torch.float64) + 2
+    p0, p1 = pair_in_blocks(ExactOT(), x0, x1, block=block)
+    assert p1 is x1
+    size = block if 0 < block < 6 else 6
+    for s in range(0, 6, size):  # every block is an optimal permutation of its own rows
+        part = slice(s, s + size)
+        assert rows(p0[part]) == rows(x0[part])
+        best = brute_force_cost(x0[part], x1[part])
+        assert batch_cost(p0[part], x1[part]) == pytest.approx(best, rel=1e-12, abs=1e-12)

@@ -93,3 +93,13 @@ def test_new_run_refuses_a_used_folder(tmp_path):
 def test_divergence_is_reported_and_keeps_the_last_checkpoint(tmp_path):
     with pytest.raises(FlowmatchError, match="diverged"):
         train(tiny(lr=1e30, grad_clip=0.0, steps=40, checkpoint_every=10), tmp_path / "run")
+
+
+def test_config_round_trip_and_runs_saved_before_a_field_existed():
+    cfg = dataclasses.replace(TINY, coupling="ot", ot_batch=32)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    old = cfg.to_dict()
+    del old["ot_batch"]  # an OT run saved before blocks existed solved whole batches
+    assert TrainConfig.from_dict(old).ot_batch == 0
+    with pytest.raises(FlowmatchError, match="unknown fields"):
+        TrainConfig.from_dict({**cfg.to_dict(), "bogus": 1})
