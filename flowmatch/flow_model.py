@@ -16,6 +16,13 @@ from flowmatch.solvers import ODESolution, solve
 __all__ = ["FlowModel"]
 
 
+def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+    """The generator given, else a new one seeded with ``seed`` (None: not reproducible)."""
+    if generator is not None or seed is None:
+        return generator
+    return torch.Generator().manual_seed(seed)
+
+
 class FlowModel(nn.Module):
     """A continuous flow: dx/dt = v(x, t) carries the source p0 at t = 0 to the data at t = 1.
 
@@ -152,8 +159,7 @@ class FlowModel(nn.Module):
         if n < 1:
             raise FlowmatchError(f"the number of samples must be >= 1, got {n}")
         cond = self.check_condition(cond, n)
-        if generator is None:
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = _generator(seed, generator)
         sol = self.transport(
             self.noise(n, generator),
             0.0,
@@ -225,8 +231,7 @@ class FlowModel(nn.Module):
             raise FlowmatchError(f"the number of samples must be an integer >= 1, got {n!r}")
         self.source.check_density()
         cond = self.check_condition(cond, n)
-        if generator is None:
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = _generator(seed, generator)
         z0 = self.noise(n, generator).reshape(n, -1).to(self.data_mean.dtype)  # (n, D)
         div = make_divergence(
             divergence, z0, probes=probes, distribution=probe, generator=generator
@@ -312,8 +317,7 @@ class FlowModel(nn.Module):
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
             raise FlowmatchError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if generator is None:
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = _generator(seed, generator)
         z1 = (x - self.data_mean) / self.data_std  # (N, D)
         size = n if batch_size is None else batch_size
         parts: list[LogProbResult] = []
