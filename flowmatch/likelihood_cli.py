@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from flowmatch.cli import _add_solver_flags, _check_output, _load, _save_npy
+from flowmatch.cli_common import add_solver_flags, check_output, load_from_args, save_npy
 from flowmatch.errors import FlowmatchError, check_points
 
 __all__ = ["add_logprob_flags", "run_logprob"]
@@ -59,7 +59,7 @@ def add_logprob_flags(p: argparse.ArgumentParser) -> None:
         help="add U[0, bin) noise to grid-valued points of a discrete data set "
         "(auto: when the run's data is discrete and every point lies on its grid)",
     )
-    _add_solver_flags(p)
+    add_solver_flags(p)
     p.set_defaults(solver="dopri5")
 
 
@@ -112,14 +112,14 @@ def run_logprob(args: argparse.Namespace) -> None:
     from flowmatch.likelihood import resolve_divergence, summarize_nll
 
     if args.out is not None:
-        _check_output(args.out, ".npy")
+        check_output(args.out, ".npy")
     if args.probes < 1:
         raise FlowmatchError(f"--probes must be >= 1, got {args.probes}")
     if args.batch_size < 1:
         raise FlowmatchError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.steps < 1:
         raise FlowmatchError(f"--steps must be >= 1, got {args.steps}")
-    flow, info = _load(args)
+    flow, info = load_from_args(args)
     name = info.config.data
     quantization = get_dataset(name).quantization if name in DATASETS else None
     g = torch.Generator().manual_seed(args.seed)
@@ -160,5 +160,5 @@ def run_logprob(args: argparse.Namespace) -> None:
     )
     print(f"bits/dim {s.bits_per_dim:.4f} ± {s.bits_per_dim_stderr:.4f} ({units})")
     if args.out is not None:
-        _save_npy(args.out, log_p)
+        save_npy(args.out, log_p)
         print(f"wrote log p of {x.shape[0]} points (nats) to {args.out}")

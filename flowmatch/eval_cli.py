@@ -1,0 +1,138 @@
+"""``flowmatch eval``: W2 and MMD of a run's samples at several solver settings, beside the
+data floor, with the W2-versus-NFE curve, a recommended step count and the straightness."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import torch
+
+from flowmatch.cli_common import load_from_args
+from flowmatch.errors import FlowmatchError, check_points
+
+__all__ = ["cmd_eval"]
+
+
+def _reference(args: argparse.Namespace, info) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out data, and an independent draw of real data of the same size for the floor."""
+    from flowmatch.data import get_dataset, load_array
+
+    g = torch.Generator().manual_seed(args.seed)
+    if args.data is not None:
+        ref = check_points(load_array(args.data), str(args.data), dim=info.dim)
+        dataset = get_dataset(info.config.data)
+        floor = dataset.iid_sample(ref.shape[0], g)
+        return ref, floor
+    dataset = get_dataset(info.config.data)
+    if args.n < 2:
+        raise FlowmatchError(f"--n must be >= 2, got {args.n}")
+    ref = dataset.held_out(args.n, g)
+    floor = dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(args.seed + 1))
+    return ref, floor
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from flowmatch.evaluation import evaluate_flow
+    from flowmatch.metrics import mmd, wasserstein2
+
+    _check_curve_flags(args)
+    flow, info = load_from_args(args)
+    ref, other = _reference(args, info)
+    floor_w2, floor_mmd = wasserstein2(other, ref), mmd(other, ref)
+    rows = evaluate_flow(flow, ref.to(flow.device), seed=args.seed, time_grid=args.time_grid)
+    print(f"run {info.run_dir} (step {info.step}), {ref.shape[0]} held-out points")
+    print(f"{'solver':<10}{'steps':>6}{'NFE':>6}{'W2':>10}{'MMD':>11}{'time s':>9}")
+    for r in rows:
+        steps = "-" if r.steps is None else str(r.steps)
+        print(f"{r.solver:<10}{steps:>6}{r.nfe:>6}{r.w2:>10.4f}{r.mmd:>11.2e}{r.seconds:>9.2f}")
+    print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (independent real data)")
+    extra = {} if args.no_curve else _eval_curve(args, flow, ref, rows)
+    if args.json is not None:
+        from flowmatch.training.checkpoint import atomic_write
+
+        out = {
+            "rows": [dataclasses.asdict(r) for r in rows],
+            "floor": {"w2": floor_w2, "mmd": floor_mmd},
+            "n": ref.shape[0],
+            "time_grid": args.time_grid,
+            **extra,
+        }
+        atomic_write(args.json, json.dumps(out, indent=2).encode())
+
+
+def _check_curve_flags(args: argparse.Namespace) -> None:
+    from flowmatch.solvers import SOLVERS
+
+    spec = SOLVERS.get(args.curve_solver)
+    if spec is None or spec.adaptive:
+        fixed = [n for n, v in SOLVERS.items() if not v.adaptive]
+        raise FlowmatchError(
+            f"--curve-solver must be a fixed-grid solver ({', '.join(fixed)}), "
+            f"got {args.curve_solver}"
+        )
+    if not args.tolerance >= 0:
+        raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
+
+
+def _w2_row(row) -> dict:
+    """A curve row as JSON, without the MMD that curves skip."""
+    return {k: v for k, v in dataclasses.asdict(row).items() if k != "mmd"}
+
+
+def _eval_curve(args: argparse.Namespace, flow, ref: torch.Tensor, rows: list) -> dict:
+    """Print the W2-versus-NFE curve, the recommended step count and the straightness."""
+    from flowmatch.evaluation import flow_path_statistics, recommend_steps, w2_nfe_curve
+
+    if getattr(flow, "discrete", False) or not hasattr(flow, "field"):
+        return {}
+    converged = next(r for r in rows if r.solver == "dopri5")
+    curve = w2_nfe_curve(
+        flow,
+        ref.to(flow.device),
+        solver=args.curve_solver,
+        time_grid=args.time_grid,
+        seed=args.seed,
+        known=rows,
+    )
+    print(
+        f"\nW2 vs NFE ({args.curve_solver}, {args.time_grid} time grid); converged: dopri5 "
+        f"W2 {converged.w2:.4f} at NFE {converged.nfe}"
+    )
+    print(f"{'steps':>6}{'NFE':>6}{'W2':>10}{'/ dopri5':>10}")
+    for r in curve:
+        print(f"{r.steps:>6}{r.nfe:>6}{r.w2:>10.4f}{r.w2 / converged.w2:>10.3f}")
+    best = recommend_steps(curve, converged.w2, args.tolerance)
+    if best is None:
+        print(
+            f"recommended: none of these step counts is within {args.tolerance:.0%} of dopri5; "
+            "use dopri5"
+        )
+    else:
+        print(
+            f"recommended: {args.curve_solver} with {best.steps} step{'s' * (best.steps > 1)} "
+            f"on the {args.time_grid} "
+            f"grid (NFE {best.nfe}), W2 {best.w2:.4f} within {args.tolerance:.0%} of dopri5"
+        )
+    stats = flow_path_statistics(flow, ref, seed=args.seed)
+    print(
+        f"\nstraightness of the trajectories (rk4, NFE {stats['nfe']}, the network's units): "
+        f"S = E int |v - (x1 - x0)|^2 dt = {stats['straightness']:.4f}, "
+        f"S / E|x1 - x0|^2 = {stats['normalized_straightness']:.4f}"
+    )
+    print(
+        f"path energy {stats['path_energy']:.4f}, W2^2(source, data) "
+        f"{stats['w2_squared_source_data']:.4f}, "
+        f"normalized path energy {stats['normalized_path_energy']:.4f}"
+    )
+    return {
+        "curve": {
+            "solver": args.curve_solver,
+            "rows": [_w2_row(r) for r in curve],
+            "converged": dataclasses.asdict(converged),
+        },
+        "recommended": None if best is None else _w2_row(best),
+        "tolerance": args.tolerance,
+        "straightness": stats,
+    }
