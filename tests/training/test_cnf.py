@@ -14,8 +14,9 @@ import flowmatch
 from flowmatch.errors import FlowmatchError
 from flowmatch.likelihood import log_prob, make_divergence
 from flowmatch.models import ModelConfig
-from flowmatch.training import METHODS, TrainConfig, load_checkpoint, resume, train
+from flowmatch.training import METHODS, TrainConfig, train
 from flowmatch.training.cnf import jittered_grid
+from tests.training.resume_check import assert_resume_is_exact
 
 TINY = TrainConfig(
     data="moons",
@@ -76,15 +77,7 @@ def test_jittered_grids_are_ordered_and_cover_each_cell():
 
 def test_resume_equals_uninterrupted_with_hutchinson_and_jitter(tmp_path):
     cfg = tiny(cnf_divergence="hutchinson", cnf_probes=2)
-    train(cfg, tmp_path / "full")
-    part = train(cfg, tmp_path / "part", stop_after=7)
-    assert part.step == 7 and not part.complete
-    assert resume(tmp_path / "part").complete
-    a, meta_a = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
-    b, meta_b = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
-    assert a.keys() == b.keys() and meta_a["step"] == meta_b["step"] == 12
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_resume_is_exact(cfg, tmp_path, stop_after=7)
 
 
 def test_maximum_likelihood_nears_the_entropy_of_a_gaussian(tmp_path):

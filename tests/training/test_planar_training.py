@@ -12,6 +12,7 @@ from flowmatch.errors import FlowmatchError
 from flowmatch.flows import DiscreteFlowModel
 from flowmatch.flows.variational import box_grid
 from flowmatch.training import TrainConfig, load_checkpoint, resume, train
+from tests.training.resume_check import assert_resume_is_exact
 
 TINY = TrainConfig(
     data="moons",
@@ -31,15 +32,7 @@ def tiny(**kw):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    train(tiny(), tmp_path / "full")
-    part = train(tiny(), tmp_path / "part", stop_after=17)
-    assert part.step == 17 and not part.complete
-    assert resume(tmp_path / "part").complete
-    a, meta_a = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
-    b, meta_b = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
-    assert a.keys() == b.keys() and meta_a["step"] == meta_b["step"] == 40
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_resume_is_exact(tiny(), tmp_path, stop_after=17)
 
 
 def test_maximum_likelihood_reaches_the_entropy_of_a_gaussian(tmp_path):

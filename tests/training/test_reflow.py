@@ -9,9 +9,10 @@ import torch
 import flowmatch
 from flowmatch.errors import FlowmatchError
 from flowmatch.models import ModelConfig
-from flowmatch.training import TrainConfig, generate_pairs, load_checkpoint, reflow, resume, train
+from flowmatch.training import TrainConfig, generate_pairs, reflow, train
 from flowmatch.training.methods import METHODS
 from flowmatch.training.pairs import load_pairs, save_pairs
+from tests.training.resume_check import assert_resume_is_exact
 
 TINY = TrainConfig(
     data="8gaussians",
@@ -63,12 +64,7 @@ def test_training_on_pairs_resumes_bit_for_bit(teacher, tmp_path):
     x0, x1, _ = generate_pairs(flow, 256, seed=0, solver="euler", steps=4)
     save_pairs(tmp_path / "p.npz", x0, x1, {"seed": 0})
     cfg = dataclasses.replace(TINY, pairs=str(tmp_path / "p.npz"), init_from=str(teacher))
-    train(cfg, tmp_path / "full")
-    train(dataclasses.replace(cfg), tmp_path / "part", stop_after=15)
-    resume(tmp_path / "part")
-    a, _ = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
-    b, _ = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_exact(cfg, tmp_path, stop_after=15)
 
 
 def test_distillation_loss_is_the_one_step_regression(teacher, tmp_path):
@@ -153,9 +149,4 @@ def test_bad_reflow_options_are_rejected(teacher, tmp_path):
 
 def test_blockwise_ot_training_resumes_bit_for_bit(tmp_path):
     cfg = dataclasses.replace(TINY, coupling="ot", ot_batch=16, steps=30)
-    train(cfg, tmp_path / "full")
-    train(cfg, tmp_path / "part", stop_after=13)
-    resume(tmp_path / "part")
-    a, _ = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
-    b, _ = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_exact(cfg, tmp_path, stop_after=13)

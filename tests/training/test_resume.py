@@ -10,6 +10,7 @@ import flowmatch
 from flowmatch.errors import FlowmatchError
 from flowmatch.models import ModelConfig
 from flowmatch.training import TrainConfig, load_checkpoint, resume, train
+from tests.training.resume_check import assert_resume_is_exact
 
 TINY = TrainConfig(
     data="moons",
@@ -28,17 +29,7 @@ def tiny(**kw):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    full = train(tiny(), tmp_path / "full")
-    part = train(tiny(), tmp_path / "part", stop_after=35)
-    assert part.step == 35 and not part.complete
-    done = resume(tmp_path / "part")
-    assert done.complete and full.complete
-    a, meta_a = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
-    b, meta_b = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert meta_a["step"] == meta_b["step"] == 60
+    assert_resume_is_exact(tiny(), tmp_path, stop_after=35)
     # the resumed log has each logged step once (plus the stop point), in order
     steps = [json.loads(ln)["step"] for ln in (tmp_path / "part" / "metrics.jsonl").open()]
     assert steps == sorted(set(steps)) and set(range(10, 61, 10)) <= set(steps)
