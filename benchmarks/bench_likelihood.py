@@ -47,18 +47,22 @@ REFERENCE_BPD = {"linear autoregressive (issue)": 2.05, "full-covariance Gaussia
 TOY_TEST_POINTS = 5000
 EVAL = {"solver": "dopri5", "atol": 1e-5, "rtol": 1e-5}
 ACCURACY = 0.01  # nats: the speed comparison's bar against the reference
+DIGITS_LOGIT = 0.01  # alpha of the digits runs' logit transform (see flowmatch.data.logit)
 
 
 # -- configurations -----------------------------------------------------------------------------
-def make_config(dataset: str, method: str, device: str, freq: float):
+def make_config(dataset: str, method: str, device: str, freq: float, logit: float = DIGITS_LOGIT):
     """The training configuration of one benchmark run (all but the number of steps).
 
-    ``freq`` is the time embedding's largest angular frequency (``--time-max-freq``).
+    ``freq`` is the time embedding's largest angular frequency (``--time-max-freq``);
+    ``logit`` the alpha of the digits runs' logit transform (``--logit``, 0: none).
     """
     from flowmatch import ModelConfig, TrainConfig
 
     digits = dataset == "digits"
     common = {"data": dataset, "method": method, "device": device, "threads": 1, "seed": 0}
+    if digits:
+        common["logit"] = logit
     common |= {"log_every": 100, "checkpoint_every": 10**9, "warmup_steps": 200}
     if method == "fm":
         width, batch, lr = (512, 256, 1e-3) if digits else (256, 512, 2e-3)
@@ -98,21 +102,25 @@ def nfe_per_step(cfg) -> int:
 
 
 # -- one training-and-evaluation job, run in its own process ------------------------------------
-def run_job(dataset: str, method: str, device: str, budget: float, root: str, freq: float) -> dict:
+def run_job(
+    dataset: str, method: str, device: str, budget: float, root: str, freq: float, logit: float
+) -> dict:
     """Train and evaluate one run; a failure becomes a row with its error, not a crash."""
     try:
-        return _run_job(dataset, method, device, budget, root, freq)
+        return _run_job(dataset, method, device, budget, root, freq, logit)
     except Exception as exc:  # one broken run must not lose the others' results
         return {"dataset": dataset, "method": method, "freq": freq, "error": repr(exc)}
 
 
-def _run_job(dataset: str, method: str, device: str, budget: float, root: str, freq: float):
+def _run_job(
+    dataset: str, method: str, device: str, budget: float, root: str, freq: float, logit: float
+):
     """Calibrate the step time, train for ``budget`` seconds' worth of steps, then evaluate."""
     torch.set_num_threads(1)
     from flowmatch import train
     from flowmatch.training import resume
 
-    cfg = make_config(dataset, method, device, freq)
+    cfg = make_config(dataset, method, device, freq, logit)
     work = Path(root) / f"{dataset}-{method}-{freq:g}"
     # calibration: the step time after a short warm-up, in a throwaway run
     calib = dataclasses.replace(cfg, steps=10**6)
@@ -133,6 +141,7 @@ def _run_job(dataset: str, method: str, device: str, budget: float, root: str, f
         "dataset": dataset,
         "method": method,
         "freq": freq,
+        "logit": cfg.logit,
         "device": device,
         "steps": cfg.steps,
         "best_step": best,
@@ -378,7 +387,7 @@ def print_density_table(rows: list[dict], gaussian_bpd: float | None) -> None:
         steps = f"{r['steps']}" + (f" (best {r['best_step']})" if r["best_step"] else "")
         cells = [
             r["dataset"],
-            r["method"],
+            r["method"] + (f", logit {r['logit']:g}" if r.get("logit") else ""),
             f"{r['freq']:g}",
             f"{r['nll']:.3f} ± {r['nll_se']:.3f}",
             gap,
@@ -442,6 +451,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per 2-D run")
     p.add_argument("--digits-budget", type=float, help="training seconds per digits run")
+    p.add_argument(
+        "--digits-logit", type=float, default=DIGITS_LOGIT, help="--logit of digits runs (0: off)"
+    )
     p.add_argument("--datasets", default="checkerboard,8gaussians,moons,digits")
     p.add_argument("--methods", default="fm,cnf")
     p.add_argument("--fm-freqs", default="30", help="time embedding max frequencies of the fm runs")
@@ -475,7 +487,7 @@ def main() -> None:
         for m in methods:
             for freq in _floats(args.fm_freqs) if m == "fm" else [args.cnf_freq]:
                 budget = args.digits_budget if d == "digits" and args.digits_budget else args.budget
-                jobs.append((d, m, device, budget, str(root), freq))
+                jobs.append((d, m, device, budget, str(root), freq, args.digits_logit))
     reference_device = "cuda" if torch.cuda.is_available() else "cpu"
     speed_jobs = [
         (str(root), freq, reference_device, args.reference_tol, args.speed_points,

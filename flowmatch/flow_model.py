@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import GaussianSource, Source
 from flowmatch.errors import FlowmatchError, check_points
 from flowmatch.likelihood import LogProbResult, log_prob, make_divergence, sample_log_prob
@@ -27,7 +28,10 @@ class FlowModel(nn.Module):
     """A continuous flow: dx/dt = v(x, t) carries the source p0 at t = 0 to the data at t = 1.
 
     The velocity network works on standardized data z = (x - mean) / std; this object converts
-    to and from the user's units, so everything it returns is in data units. The source is
+    to and from the user's units, so everything it returns is in data units. A run on bounded
+    data may first map x onto R by a logit transform (``logit``, see
+    :class:`~flowmatch.data.logit.LogitTransform`); then z = (logit(x) - mean) / std, and
+    log-densities include that transform's log-det too. The source is
     N(0, I) in those standardized units unless another one is given (see
     :mod:`flowmatch.data.sources`); ``invert`` returns points in the source's units.
 
@@ -41,6 +45,8 @@ class FlowModel(nn.Module):
         std: per-feature standard deviation of the training data, (D,); for images one value
             repeated for every pixel (see :meth:`~flowmatch.data.Standardizer.fit`).
         source: the distribution at t = 0 (default: N(0, I)).
+        logit: an optional logit transform applied before the standardization; mean and std
+            are then those of the transformed data.
 
     Example:
         >>> import torch
@@ -51,11 +57,17 @@ class FlowModel(nn.Module):
     """
 
     def __init__(
-        self, velocity: VelocityModel, mean: Tensor, std: Tensor, source: Source | None = None
+        self,
+        velocity: VelocityModel,
+        mean: Tensor,
+        std: Tensor,
+        source: Source | None = None,
+        logit: LogitTransform | None = None,
     ) -> None:
         super().__init__()
         self.velocity = velocity
         self.source = source if source is not None else GaussianSource()
+        self.logit = logit
         self.register_buffer("data_mean", mean.detach().clone().float())
         self.register_buffer("data_std", std.detach().clone().float())
 
@@ -73,12 +85,15 @@ class FlowModel(nn.Module):
 
     # -- units ------------------------------------------------------------------------------
     def standardize(self, x: Tensor) -> Tensor:
-        """z = (x - mean) / std for x (..., *shape)."""
+        """z = (x - mean) / std for x (..., *shape), after the logit transform if any."""
+        if self.logit is not None:
+            x = self.logit.forward(x)
         return (x - self.data_mean.reshape(self.shape)) / self.data_std.reshape(self.shape)
 
     def unstandardize(self, z: Tensor) -> Tensor:
-        """x = z * std + mean for z (..., *shape)."""
-        return z * self.data_std.reshape(self.shape) + self.data_mean.reshape(self.shape)
+        """x = z * std + mean for z (..., *shape), then the inverse logit transform if any."""
+        x = z * self.data_std.reshape(self.shape) + self.data_mean.reshape(self.shape)
+        return x if self.logit is None else self.logit.inverse(x)
 
     def log_abs_det_standardize(self) -> Tensor:
         """log |det dz/dx| = -sum_j log std_j of z = (x - mean) / std, a scalar.
@@ -87,6 +102,12 @@ class FlowModel(nn.Module):
         data's own units.
         """
         return -torch.log(self.data_std).sum()
+
+    def log_abs_det_to_z(self, x: Tensor) -> Tensor:
+        """log |det dz/dx| at data points x (N, ...): the standardization's log-det plus, with
+        a logit transform, its log-det at each point; (N,) or a scalar without one."""
+        ladj = self.log_abs_det_standardize()
+        return ladj if self.logit is None else ladj + self.logit.log_abs_det(x)
 
     # -- the ODE ------------------------------------------------------------------------------
     def field(
@@ -246,7 +267,7 @@ class FlowModel(nn.Module):
             **solver_options,
         )
         x = self.unstandardize(r.x.reshape(n, *self.shape))
-        r.x, r.log_prob = x, r.log_prob + self.log_abs_det_standardize()
+        r.x, r.log_prob = x, r.log_prob + self.log_abs_det_to_z(x)
         return r
 
     def log_prob(self, x: Tensor, **kwargs) -> Tensor:
@@ -277,10 +298,11 @@ class FlowModel(nn.Module):
         """Log-densities of data by integrating (x, int div v dt) from t = 1 back to t = 0.
 
         log p(x) = log N(z_0; 0, I) + int_1^0 div v_t(z_t) dt - sum_j log std_j, where
-        z_1 = (x - mean) / std; the last term is the standardization's log-det, so the result
-        is in nats in the units of ``x``. The divergence is exact (the Jacobian's trace,
-        vectorized with ``torch.func``) or Hutchinson's estimate with k probes per point, fixed
-        along each trajectory and seeded, whose spread gives a per-point standard error.
+        z_1 = (x - mean) / std; the last term is the standardization's log-det (plus the logit
+        transform's at x, if the run has one), so the result is in nats in the units of ``x``.
+        The divergence is exact (the Jacobian's trace, vectorized with ``torch.func``) or
+        Hutchinson's estimate with k probes per point, fixed along each trajectory and seeded,
+        whose spread gives a per-point standard error.
 
         Args:
             x: (N, *shape) or (N, D) points in data units.
@@ -318,7 +340,9 @@ class FlowModel(nn.Module):
         ):
             raise FlowmatchError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         generator = _generator(seed, generator)
-        z1 = (x - self.data_mean) / self.data_std  # (N, D)
+        if self.logit is not None:
+            self.logit.check_inside(x)
+        z1 = self.standardize(x.reshape(n, *self.shape)).reshape(n, -1)  # (N, D)
         size = n if batch_size is None else batch_size
         parts: list[LogProbResult] = []
         for start in range(0, n, size):
@@ -343,7 +367,7 @@ class FlowModel(nn.Module):
         errors = [p.stderr for p in parts]
         stderr = None if any(e is None for e in errors) else torch.cat(errors)
         return LogProbResult(
-            log_prob=torch.cat([p.log_prob for p in parts]) + self.log_abs_det_standardize(),
+            log_prob=torch.cat([p.log_prob for p in parts]) + self.log_abs_det_to_z(x),
             stderr=stderr,
             x=torch.cat([p.x for p in parts]).reshape(n, *self.shape),
             nfe=sum(p.nfe for p in parts),

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from flowmatch.data.logit import LogitTransform
 from flowmatch.errors import FlowmatchError
 from flowmatch.training.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_run_record
 from flowmatch.training.config import TrainConfig
@@ -63,6 +64,8 @@ def load_run(
             f"{run_dir} was trained with method '{info_cfg.method}', which this flowmatch lacks"
         )
     model = METHODS[info_cfg.method].build(info_cfg, shape, mean, std)
+    if "logit" in data:
+        model.logit = LogitTransform.from_dict(data["logit"])
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT_FILE)
     prefix = "ema." if ema else "model."
     weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -137,3 +137,34 @@ def test_logprob_dequantizes_discrete_data_for_bits_per_dim(tmp_path, capsys):
     assert "already continuous" in error_line(capsys)
     assert main([*common, "--data", "digits", "--n", "4"]) == 0
     assert "4 held-out points of digits (dequantized)" in capsys.readouterr().out
+
+
+def test_a_logit_run_keeps_its_transform_and_scores_bounded_data(tmp_path, capsys):
+    out = tmp_path / "digits-logit"
+    args = ["train", "--data", "digits", "--out", str(out), "--steps", "4", "--batch-size",
+            "16", "--width", "16", "--depth", "1", "--threads", "1", "--logit", "0.01"]  # fmt: skip
+    assert main(args) == 0
+    flow = flowmatch.load(out)
+    assert flow.logit is not None and flow.logit.alpha == 0.01 and flow.logit.high == 17.0
+    lo, hi = flow.logit.domain
+    x = flow.sample(8, solver="euler", steps=4, seed=0)
+    assert bool(((x > lo) & (x < hi)).all())
+    capsys.readouterr()
+    assert main(["logprob", str(out), "--data", "digits", "--n", "4", "--solver", "rk4",
+                 "--steps", "2", "--probes", "2"]) == 0  # fmt: skip
+    assert "bits/dim" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--data", "moons", "--logit", "0.01"], "--logit needs data with a known bounded range"),
+        (["--data", "digits", "--logit", "0.7"], "--logit must be 0 (off) or in (0, 0.5)"),
+        (["--data", "digits", "--logit", "0.01", "--method", "planar"], "not planar"),
+    ],
+)
+def test_impossible_logit_options_are_rejected(tmp_path, capsys, extra, message):
+    out = tmp_path / "bad"
+    assert main(["train", "--out", str(out), "--steps", "2", *extra]) == 2
+    assert message in error_line(capsys)
+    assert not out.exists()

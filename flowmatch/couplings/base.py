@@ -82,6 +82,30 @@ class Coupling:
     ) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def _pair_blocks(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        cond: Tensor | None,
+        block: int,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """x0' (B, ...) for checked equal batches coupled block by block (see pair_in_blocks).
+
+        This default calls ``_pair`` on every block; a coupling that can solve all blocks in
+        one batched call overrides it.
+        """
+        parts = [
+            self._pair(
+                x0[s : s + block],
+                x1[s : s + block],
+                None if cond is None else cond[s : s + block],
+                generator,
+            )[0]
+            for s in range(0, x1.shape[0], block)
+        ]
+        return torch.cat(parts)
+
 
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
     """The cost matrix C_ij = ||x0_i - x1_j||^2 in float64, (B0, B1), on x0's device.
@@ -154,13 +178,5 @@ def pair_in_blocks(
     b = x1.shape[0]
     if block <= 0 or block >= b or x0.shape[0] != b:
         return coupling.pair(x0, x1, cond, generator=generator)
-    parts = [
-        coupling.pair(
-            x0[s : s + block],
-            x1[s : s + block],
-            None if cond is None else cond[s : s + block],
-            generator=generator,
-        )[0]
-        for s in range(0, b, block)
-    ]
-    return torch.cat(parts), x1
+    check_batch(x0, x1, cond)
+    return coupling._pair_blocks(x0, x1, cond, block, generator), x1

@@ -70,6 +70,7 @@ class TrainConfig:
     init_from: str = ""
     distill_steps: int = 1
     standardize: bool = True
+    logit: float = 0.0
     # -- conditioning ------------------------------------------------------------------------------
     conditional: bool = True
     cond_drop: float = 0.1
@@ -218,6 +219,10 @@ class TrainConfig:
             raise FlowmatchError(
                 f"--holdout-fraction must be in [0, 1), got {self.holdout_fraction}"
             )
+        if not (self.logit == 0 or 0 < self.logit < 0.5):
+            raise FlowmatchError(f"--logit must be 0 (off) or in (0, 0.5), got {self.logit}")
+        if self.logit and self.method == "planar":
+            raise FlowmatchError("--logit works with the velocity-field methods, not planar")
         self._validate_discrete_flow()
         self._validate_cnf()
         self._validate_couplings()

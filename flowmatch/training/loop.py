@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from flowmatch.data import DATASETS, get_dataset
+from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import resolve_source_spec
 from flowmatch.errors import FlowmatchError
 from flowmatch.training.checkpoint import (
@@ -45,6 +46,20 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 STATS_SAMPLES = 100_000  # draws used to estimate the statistics of a built-in generator
 STATS_SEED = 2**31 - 1
 SMALL_MODEL_PARAMS = 2_000_000  # below this, one CPU thread beats several (measured)
+
+
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def fused_if_supported(device: torch.device) -> dict:
+    """``fused=True`` for Adam(W) where PyTorch has the one-kernel update (CPU and CUDA).
+
+    The fused update is the same arithmetic in one kernel instead of ~8 small ops per
+    parameter: on a 128x3 MLP it takes a step's optimizer time from ~0.7 ms to ~0.3 ms on one
+    CPU thread. It agrees with the per-tensor update to float rounding (~1e-7), so resuming a
+    run trained before this default continues it to rounding, not bit for bit.
+    """
+    return {"fused": True} if device.type in FUSED_DEVICES else {}
 
 
 class TrainingInterrupted(FlowmatchError):
@@ -88,16 +103,32 @@ def apply_threads(cfg: TrainConfig, model: nn.Module, device: torch.device) -> i
     return torch.get_num_threads()
 
 
-def data_statistics(dataset) -> tuple[Tensor, Tensor]:
-    """Per-feature mean and std of the training data (of many draws, for a generator)."""
+def data_statistics(dataset, logit: LogitTransform | None = None) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and std of the training data (of many draws, for a generator), after
+    the logit transform if one is given."""
     from flowmatch.data import Standardizer
 
     train = getattr(dataset, "train_data", None)
     if train is None:
         train = dataset.sample(STATS_SAMPLES, torch.Generator().manual_seed(STATS_SEED))
+    if logit is not None:
+        train = logit.forward(train)
     per_feature = getattr(dataset, "per_feature_standardization", True)  # images: one scale
     st = Standardizer.fit(train.reshape(train.shape[0], -1), per_feature=per_feature)
     return st.mean, st.std
+
+
+def logit_for(cfg: TrainConfig, dataset) -> LogitTransform | None:
+    """The logit transform of ``--logit ALPHA`` over the data's range (None for 0)."""
+    if not cfg.logit:
+        return None
+    q = getattr(dataset, "quantization", None)
+    if q is None:
+        raise FlowmatchError(
+            f"--logit needs data with a known bounded range (a quantized set such as digits); "
+            f"{cfg.data} has none, so drop --logit"
+        )
+    return LogitTransform(q.low, q.high, cfg.logit)
 
 
 class Trainer:
@@ -121,10 +152,14 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
             torch.manual_seed(cfg.seed)
             self.model = self.method.build(cfg, shape, mean, std).to(device)
+        if "logit" in data:
+            self.model.logit = LogitTransform.from_dict(data["logit"])
         self.threads = apply_threads(cfg, self.model, device)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = OPTIMIZERS[cfg.optimizer](
+            self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused_if_supported(device)
+        )
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
 
@@ -293,7 +328,8 @@ def train(
     check_new_run_dir(run_dir)
     device = resolve_device(cfg.device)
     dataset = get_dataset(cfg.data)
-    mean, std = data_statistics(dataset)
+    logit = logit_for(cfg, dataset)
+    mean, std = data_statistics(dataset, logit)
     if not cfg.standardize:  # the network sees the data (and a data source) in their own units
         mean, std = torch.zeros_like(mean), torch.ones_like(std)
     shape = list(getattr(dataset, "shape", (dataset.dim,)))
@@ -315,6 +351,8 @@ def train(
         "config": cfg.to_dict(),
         "data": {"shape": shape, "mean": mean.tolist(), "std": std.tolist()},
     }
+    if logit is not None:
+        record["data"]["logit"] = logit.to_dict()
     if condition is not None:
         record["data"]["condition"] = condition.to_dict()
     trainer = Trainer(cfg, run_dir, record, device)  # builds the model: bad options fail here

@@ -11,6 +11,7 @@ from torch.distributions import Normal
 
 import flowmatch
 from flowmatch import FlowModel
+from flowmatch.data.logit import LogitTransform
 from flowmatch.errors import FlowmatchError
 from flowmatch.models import ModelConfig, VelocityModel
 from flowmatch.training import TrainConfig, train
@@ -104,6 +105,36 @@ def test_batches_give_the_same_log_densities():
     x = MEAN + STD * torch.randn(25, 3)
     whole = flow.log_prob(x, solver="rk4", steps=6)
     torch.testing.assert_close(flow.log_prob(x, solver="rk4", steps=6, batch_size=7), whole)
+
+
+LOGIT = LogitTransform(low=0.0, high=17.0, alpha=0.05)
+
+
+def test_logit_log_det_puts_densities_of_bounded_data_in_data_units():
+    mu, sigma = torch.tensor([0.5, -1.0, 0.0]), torch.tensor([0.7, 1.3, 2.0])
+    mean, std = torch.tensor([0.0, 1.0, -2.0]), torch.tensor([1.0, 2.0, 0.5])
+    flow = FlowModel(GaussianField(mu, sigma), mean, std, logit=LOGIT).to(F64)
+    # y = logit(x) ~ N(mean + std mu, (std sigma)^2), so log p(x) = log p_y(y) + log |dy/dx|
+    exact = Normal(mean.double() + std.double() * mu.double(), (std * sigma).double())
+    s = flow.sample_with_log_prob(40, seed=0, **TIGHT)
+    lo, hi = LOGIT.domain
+    assert bool(((s.x > lo) & (s.x < hi)).all())
+    expected = exact.log_prob(LOGIT.forward(s.x)).sum(1) + LOGIT.log_abs_det(s.x)
+    torch.testing.assert_close(s.log_prob, expected, rtol=0, atol=1e-7)
+    torch.testing.assert_close(flow.log_prob(s.x, **TIGHT), expected, rtol=0, atol=1e-7)
+    with pytest.raises(FlowmatchError, match="outside"):
+        flow.log_prob(torch.tensor([[-5.0, 1.0, 1.0]], dtype=F64))
+
+
+def test_a_1d_density_through_a_logit_integrates_to_one_over_its_range():
+    torch.manual_seed(0)
+    flow = FlowModel(SmoothField(1), torch.tensor([0.3]), torch.tensor([1.5]), logit=LOGIT)
+    flow = flow.to(F64)
+    lo, hi = LOGIT.domain
+    xs = torch.linspace(lo, hi, 4002, dtype=F64)[1:-1, None]  # (4000, 1) open interval
+    log_p = flow.log_prob(xs, solver="rk4", steps=20)
+    mass = log_p.exp().sum() * (xs[1, 0] - xs[0, 0])
+    assert abs(mass.item() - 1.0) < 1e-3, mass
 
 
 @pytest.fixture(scope="module")
