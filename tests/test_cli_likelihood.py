@@ -83,6 +83,7 @@ def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
         (["--divergence", "trace"], "invalid choice: 'trace'"),
         (["--n", "5"], "--n picks points of a built-in data set"),
         (["--dequantize", "yes"], "needs a run trained on discrete data"),
+        (["--dequant-samples", "2"], "needs grid-valued points of a discrete data set"),
         (["--out", "lp.txt"], "--out must end in .npy"),
     ],
 )
@@ -150,9 +151,16 @@ def test_a_logit_run_keeps_its_transform_and_scores_bounded_data(tmp_path, capsy
     x = flow.sample(8, solver="euler", steps=4, seed=0)
     assert bool(((x > lo) & (x < hi)).all())
     capsys.readouterr()
-    assert main(["logprob", str(out), "--data", "digits", "--n", "4", "--solver", "rk4",
-                 "--steps", "2", "--probes", "2"]) == 0  # fmt: skip
+    score = ["logprob", str(out), "--data", "digits", "--n", "4", "--solver", "rk4", "--steps", "2"]
+    assert main([*score, "--probes", "2"]) == 0
     assert "bits/dim" in capsys.readouterr().out
+    assert main([*score, "--divergence", "exact", "--dequant-samples", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "(dequantized 3 times each)" in text and "mean density of 3 dequantizations" in text
+    assert main([*score, "--dequant-samples", "3"]) == 2  # Hutchinson in 64-D by default
+    assert "add --divergence exact" in error_line(capsys)
+    assert main([*score, "--dequant-samples", "0"]) == 2
+    assert "--dequant-samples must be >= 1" in error_line(capsys)
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,14 @@ class DigitsDataset(Dataset):
         self.shape = (64,)
         self.levels = digit_levels()
 
-    def _draw(self, split: str, n: int | None, generator: torch.Generator, replace: bool) -> Tensor:
+    def _draw(
+        self,
+        split: str,
+        n: int | None,
+        generator: torch.Generator,
+        replace: bool,
+        dequantize: bool = True,
+    ) -> Tensor:
         _check_generator(generator)
         rows = self.levels[split]
         if n is not None:
@@ -79,16 +86,22 @@ class DigitsDataset(Dataset):
                 rows = rows[torch.randint(rows.shape[0], (n,), generator=generator)]
             elif n < rows.shape[0]:
                 rows = rows[torch.randperm(rows.shape[0], generator=generator)[:n]]
-        return self.quantization.dequantize(rows, generator)
+        return self.quantization.dequantize(rows, generator) if dequantize else rows.clone()
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` training rows drawn with replacement, dequantized, (n, 64)."""
         _check_n(n)
         return self._draw("train", n, generator, replace=True)
 
-    def held_out(self, n: int | None, generator: torch.Generator) -> Tensor:
-        """The test rows (all when ``n`` is None, else ``min(n, 360)`` of them), dequantized."""
-        return self._draw("test", n, generator, replace=False)
+    def held_out(
+        self, n: int | None, generator: torch.Generator, *, dequantize: bool = True
+    ) -> Tensor:
+        """The test rows (all when ``n`` is None, else ``min(n, 360)`` of them), dequantized.
+
+        With ``dequantize=False`` the same rows as grey levels, for several dequantizations
+        of each (:func:`~flowmatch.likelihood.dequantized_log_prob`).
+        """
+        return self._draw("test", n, generator, replace=False, dequantize=dequantize)
 
     def validation(self, n: int | None, generator: torch.Generator) -> Tensor:
         """The validation rows (all when ``n`` is None), dequantized, for model selection."""

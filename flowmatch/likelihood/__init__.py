@@ -33,7 +33,12 @@ from flowmatch.likelihood.divergence import (
     make_divergence,
     resolve_divergence,
 )
-from flowmatch.likelihood.nll import NLLSummary, bits_per_dim, summarize_nll
+from flowmatch.likelihood.nll import (
+    NLLSummary,
+    bits_per_dim,
+    dequantized_log_prob,
+    summarize_nll,
+)
 
 __all__ = [
     "AUTO_EXACT_MAX_DIM",
@@ -46,6 +51,7 @@ __all__ = [
     "LogProbResult",
     "NLLSummary",
     "bits_per_dim",
+    "dequantized_log_prob",
     "draw_probes",
     "exact_divergence",
     "hutchinson_divergence",

@@ -7,12 +7,16 @@ then by Jensen's inequality
     -log P(x) <= E_u[-log p(x + Delta u)] - D log Delta,
 
 so the reported bits/dim, E_u[-log p(y)] / (D ln 2) - log2 Delta, is an upper bound on the
-discrete model's code length per feature, in bits. This matches the image-modeling
+discrete model's code length per feature, in bits. With K dequantizations of each point,
+-log((1/K) sum_k p(x + Delta u_k)) is a tighter bound whose expectation falls monotonically
+towards -log P(x) + D log Delta as K grows (the importance-weighted bound with the uniform
+proposal; :func:`dequantized_log_prob`). This matches the image-modeling
 convention (8-bit pixels with Delta = 1 on [0, 256), or equivalently data scaled to [0, 1)
 with the log-det of the scaling added back).
 
 References:
     Theis, van den Oord & Bethge, "A note on the evaluation of generative models" (2016);
+    Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders" (2016);
     Uria, Murray & Larochelle, "RNADE: The real-valued neural autoregressive density
     estimator" (2013).
 """
@@ -20,6 +24,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +32,7 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["NLLSummary", "bits_per_dim", "summarize_nll"]
+__all__ = ["NLLSummary", "bits_per_dim", "dequantized_log_prob", "summarize_nll"]
 
 LN2 = math.log(2.0)
 
@@ -54,6 +59,45 @@ def bits_per_dim(log_prob: Tensor, dim: int, bin_width: float = 1.0) -> Tensor:
             f"bits_per_dim needs dim >= 1 and bin_width > 0, got {dim}, {bin_width}"
         )
     return -(log_prob + dim * math.log(bin_width)) / (dim * LN2)
+
+
+def dequantized_log_prob(
+    log_prob: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    bin_width: float = 1.0,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """log((1/K) sum_k p(x + Delta u_k)), u_k ~ U[0, 1)^D, for grid points x; returns (N,).
+
+    K = 1 is the single dequantization of the module docstring. Larger K tightens the bound:
+    bits/dim computed from the result (with :func:`bits_per_dim` and the same ``bin_width``)
+    still bound the discrete code length from above in expectation, and approach it as K
+    grows. The K dequantized copies are scored in one call of ``log_prob``.
+
+    Args:
+        log_prob: maps points (M, ...) to log-densities (M,) in nats, e.g. ``flow.log_prob``
+            with exact divergences (noisy estimates would bias the log of their mean).
+        x: (N, ...) points on the grid, i.e. before dequantization.
+        bin_width: the grid spacing Delta.
+        samples: K >= 1.
+        generator: source of the noise (CPU); copy k uses the k-th draw of x's shape, so K = 1
+            dequantizes exactly as :meth:`~flowmatch.data.Quantization.dequantize` does.
+
+    Example:
+        >>> # a density uniform on [0, 2) per feature: every dequantization scores -D log 2
+        >>> lp = lambda y: torch.full((y.shape[0],), -3 * math.log(2.0))
+        >>> out = dequantized_log_prob(lp, torch.zeros(4, 3), samples=5)
+        >>> torch.allclose(out, torch.full((4,), -3 * math.log(2.0)))
+        True
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise FlowmatchError(f"the number of dequantizations must be >= 1, got {samples!r}")
+    noise = [torch.rand(x.shape, generator=generator, dtype=x.dtype) for _ in range(samples)]
+    y = torch.cat([x + bin_width * u.to(x.device) for u in noise])  # (K N, ...)
+    lp = log_prob(y).reshape(samples, x.shape[0])  # (K, N)
+    return torch.logsumexp(lp, dim=0) - math.log(samples)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 
 from flowmatch.data import Quantization
 from flowmatch.errors import FlowmatchError
-from flowmatch.likelihood import bits_per_dim, summarize_nll
+from flowmatch.likelihood import bits_per_dim, dequantized_log_prob, summarize_nll
 
 
 def test_a_uniform_density_over_the_levels_costs_log2_levels_bits():
@@ -54,3 +54,25 @@ def test_quantization_grid_checks():
         Quantization(levels=1)
     with pytest.raises(FlowmatchError, match="bin_width > 0"):
         bits_per_dim(torch.tensor(0.0), 2, bin_width=0.0)
+
+
+def test_many_dequantizations_converge_to_the_discrete_log_mass():
+    # p(y) = N(0.3, 0.8^2) per feature: the mass of the bin [x, x + 1) is Phi differences
+    normal = torch.distributions.Normal(torch.tensor(0.3, dtype=torch.float64), 0.8)
+    x = torch.tensor([[-1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)  # (2, 2) grid points
+    exact = (normal.cdf(x + 1) - normal.cdf(x)).log().sum(1)  # (2,)
+    log_prob = lambda y: normal.log_prob(y).sum(1)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    many = dequantized_log_prob(log_prob, x, samples=20_000, generator=g)
+    torch.testing.assert_close(many, exact, rtol=0, atol=0.01)
+    # one draw is the plain dequantization; the mean density of K draws is never below the
+    # mean of their log-densities (Jensen), so the bound only tightens
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    one = dequantized_log_prob(log_prob, x, samples=1, generator=g1)
+    torch.testing.assert_close(one, log_prob(x + torch.rand(x.shape, generator=g2, dtype=x.dtype)))
+    g = torch.Generator().manual_seed(2)
+    draws = torch.stack([dequantized_log_prob(log_prob, x, generator=g) for _ in range(8)])
+    g = torch.Generator().manual_seed(2)
+    assert bool((dequantized_log_prob(log_prob, x, samples=8, generator=g) >= draws.mean(0)).all())
+    with pytest.raises(FlowmatchError, match="dequantizations must be >= 1"):
+        dequantized_log_prob(log_prob, x, samples=0)
