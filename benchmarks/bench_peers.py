@@ -41,9 +41,16 @@ What it does:
      setting with the lowest mean W2, chosen per method from the same candidates for every
      method.
 
+  6. ``--timing-only``: training time alone, on a machine left otherwise idle. Each round
+     trains every method once on the first task's seed-0 pools, in A B ... B A order (reversed
+     every other round), and the table gives each method's median CPU and wall seconds over the
+     rounds, beside the ratio to the fastest peer. The quality run's times come one per
+     (task, seed) from a longer session and vary more.
+
 Usage:
     python benchmarks/bench_peers.py [--steps 2000] [--seeds 5] [--tasks ...] [--methods ...]
     python benchmarks/bench_peers.py --table-only   # re-print the table from the results file
+    python benchmarks/bench_peers.py --timing-only --timing-rounds 6
 """
 
 from __future__ import annotations
@@ -374,6 +381,33 @@ def print_table(results: list[dict], methods: list[str]) -> str:
     return text
 
 
+def timing_only(args, python: Path | None) -> None:
+    """Median training CPU and wall seconds per method over interleaved rounds (no scoring)."""
+    task = args.tasks[0]
+    pool = make_pool(task, 0)
+    times: dict[str, list[tuple[float, float]]] = {m: [] for m in args.methods}
+    for k in range(args.timing_rounds):
+        order = args.methods if k % 2 == 0 else args.methods[::-1]
+        for method in order:
+            with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+                if method in PEERS:
+                    _, wall, cpu = train_peer(python, method, pool, args, 0, Path(tmp))
+                else:
+                    _, wall, cpu = train_ours(method, pool, args, 0, Path(tmp))
+            times[method].append((cpu, wall))
+            print(f"round {k} {method:<15} cpu {cpu:6.2f}s wall {wall:6.2f}s", flush=True)
+    med = {m: statistics.median(c for c, _ in v) for m, v in times.items()}
+    fastest_peer = min((med[m] for m in med if m in PEERS), default=math.nan)
+    print(f"\n### Training time, {task}, {args.steps} steps, {args.timing_rounds} rounds\n")
+    print("| method | median CPU s | min-max CPU s | median wall s | CPU / fastest peer |")
+    print("|---|---|---|---|---|")
+    for m, v in times.items():
+        cpus = [c for c, _ in v]
+        wall = statistics.median(w for _, w in v)
+        print(f"| {m} | {med[m]:.2f} | {min(cpus):.2f}-{max(cpus):.2f} | {wall:.2f} | "
+              f"{med[m] / fastest_peer:.2f}x |")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps per method")
@@ -390,6 +424,8 @@ def main() -> None:
     p.add_argument("--ot-batch", type=int, default=16, help="rows per exact OT problem, fm-ot")
     p.add_argument("--results", type=Path, default=OUT / "peers-v2.jsonl")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--timing-only", action="store_true", help="training time alone (see 6.)")
+    p.add_argument("--timing-rounds", type=int, default=6)
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.table_only:
@@ -397,6 +433,9 @@ def main() -> None:
         print_table(results, args.methods)
         return
     python = ensure_peer_venv() if set(args.methods) & set(PEERS) else None
+    if args.timing_only:
+        timing_only(args, python)
+        return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     print(f"steps {args.steps}, batch {args.batch_size}, MLP {args.width}x{args.depth}; "
           f"results appended to {args.results}")  # fmt: skip
