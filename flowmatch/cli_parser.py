@@ -64,7 +64,7 @@ TRAIN_HELP = {
     "distill_steps": "Euler steps of the student (--method distill)",
     "standardize": "scale data and a data source to zero mean, unit variance for the network",
     "logit": "map bounded (quantized) data onto R by a logit transform squeezed by this alpha "
-    "before standardizing, e.g. 0.01 for digits (0: off)",
+    "before standardizing, e.g. 0.001 for digits (0: off)",
     "cnf_solver": "ODE solver of the likelihood in training (--method cnf)",
     "cnf_steps": "steps of a fixed-grid --cnf-solver",
     "cnf_jitter": "move the inner grid nodes at random each step, so all t are trained",

@@ -48,7 +48,8 @@ class Dataset(ABC):
         per_feature_standardization: standardize each feature on its own (vectors) or all
             with one shared mean and std (images).
         quantization: the value grid of discrete-valued data (draws are then dequantized and
-            bits/dim use its bin width), or None for continuous data.
+            bits/dim use its bin width; ``held_out(n, g, dequantize=False)`` then returns the
+            grid values), or None for continuous data.
     """
 
     name: str
