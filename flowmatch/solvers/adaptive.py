@@ -8,6 +8,7 @@ from typing import ClassVar
 from torch import Tensor
 from torchdiffeq import odeint
 
+from flowmatch.errors import FlowmatchError
 from flowmatch.solvers.base import ODESolution, SolverSpec, VelocityField
 
 __all__ = ["AdaptiveSolver", "CountingField"]
@@ -70,9 +71,20 @@ class AdaptiveSolver(SolverSpec):
         # step_t makes the solver land exactly on t1 instead of stepping past it and
         # interpolating back: torchdiffeq's dense output is low order, and for dopri8 its
         # error at t1 is ~50x the tolerance.
-        states = odeint(
-            counted, x0, ts, rtol=rtol, atol=atol, method=self.method, options={"step_t": ts[-1:]}
-        )  # (T, B, ...)
+        try:
+            states = odeint(
+                counted, x0, ts, rtol=rtol, atol=atol, method=self.method,
+                options={"step_t": ts[-1:]},
+            )  # fmt: skip  # (T, B, ...)
+        except AssertionError as exc:  # torchdiffeq's step-size underflow
+            if "underflow" not in str(exc):
+                raise
+            raise FlowmatchError(
+                f"{self.method} could not meet atol={atol:g}, rtol={rtol:g}: its step size "
+                f"underflowed after {counted.calls} evaluations, so the field is too stiff or "
+                "blows up along some trajectory; loosen --atol/--rtol or use a fixed-step "
+                "solver (e.g. --solver rk4 --steps 100)"
+            ) from None
         if not return_trajectory:
             return ODESolution(x=states[-1], nfe=counted.calls)
         return ODESolution(x=states[-1], nfe=counted.calls, ts=ts.to(x0.dtype), trajectory=states)

@@ -276,3 +276,10 @@ def test_non_finite_initial_state_raises() -> None:
     x0[1, 0] = float("inf")
     with pytest.raises(FlowmatchError, match="x0 contains 1 non-finite"):
         solve(lambda t, x: -x, x0)
+
+
+def test_an_adaptive_solver_that_cannot_keep_up_fails_in_one_line():
+    # dx/dt = x^2 from x(0) = 10 blows up at t = 0.1: the step size underflows
+    with pytest.raises(FlowmatchError, match="step size underflowed after") as info:
+        solve(lambda t, x: x**2, torch.full((2, 1), 10.0), solver="dopri5")
+    assert "\n" not in str(info.value) and "fixed-step" in str(info.value)
