@@ -12,14 +12,6 @@ TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
         "--log-every", "10", "--checkpoint-every", "20", "--threads", "1"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli-lp") / "run"

@@ -11,15 +11,6 @@ from flowmatch.metrics.classifier import ImageClassifier, classify
 from flowmatch.metrics.frechet import frechet_distance
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def labelled_images(n_train: int, n_test: int) -> SimpleNamespace:
     g = torch.Generator().manual_seed(0)
     return SimpleNamespace(

@@ -11,15 +11,6 @@ from flowmatch.data.images import FASHION_MNIST_FILES, fashion_mnist, read_idx
 from flowmatch.errors import FlowmatchError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_idx(path, arr: np.ndarray, code: int = 0x08) -> None:
     header = bytes([0, 0, code, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
     gzip_bytes = gzip.compress(header + arr.astype(arr.dtype.newbyteorder(">")).tobytes())

@@ -6,16 +6,6 @@ import torch
 from flowmatch.envs import PointRobot, segment_hits_disc
 from flowmatch.errors import FlowmatchError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 ENV = PointRobot()
 
 

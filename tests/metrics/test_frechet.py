@@ -41,15 +41,7 @@ def test_bad_features_are_rejected():
         frechet_distance(torch.randn(5, 3), torch.randn(5, 4))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: several threads only contend
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_classifier_learns_a_separable_task_deterministically(one_thread):
+def test_classifier_learns_a_separable_task_deterministically():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 1, 4, 4, generator=g) * 0.2
     y = torch.arange(64) % 2

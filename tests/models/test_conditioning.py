@@ -19,15 +19,6 @@ from flowmatch.models import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def class_mlp(k=3, dim=2):
     torch.manual_seed(0)
     return MLPVelocity(dim, width=16, depth=2, num_classes=k, cond_embed_dim=8).double()

@@ -8,15 +8,6 @@ from flowmatch.errors import FlowmatchError
 from flowmatch.models import ModelConfig, UNetVelocity, build_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(("shape", "levels"), [((1, 8, 8), 2), ((1, 28, 28), 2), ((3, 8, 12), 1)])
 def test_shapes_and_scalar_time(shape, levels):
     v = UNetVelocity(shape, channels=8, levels=levels, num_classes=10)

@@ -36,14 +36,6 @@ def tiny(**kw):
     return dataclasses.replace(TINY, **kw)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_loss_is_the_nll_per_dimension_in_data_units_plus_the_kinetic_energy():
     cfg = tiny(cnf_solver="rk4", cnf_steps=4, cnf_jitter=False)
     method = METHODS["cnf"]

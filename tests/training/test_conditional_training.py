@@ -16,16 +16,6 @@ from flowmatch.training import TrainConfig, train
 from flowmatch.training.methods import FlowMatching
 from tests.training.resume_check import assert_resume_is_exact
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: on a shared 2-core machine a second torch thread only contends."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CENTERS = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
 
 
