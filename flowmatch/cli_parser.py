@@ -34,6 +34,8 @@ TRAIN_HELP = {
     "time_sampling": "distribution of training times t",
     "logit_normal_mean": "mean of the logit-normal time distribution",
     "logit_normal_std": "std of the logit-normal time distribution",
+    "time_uniform_share": "share of training times drawn uniformly instead (mixes a skewed "
+    "--time-sampling with U[0, 1])",
     "seed": "random seed (data draws, noise, times and initialization)",
     "device": "cpu, cuda or cuda:N",
     "threads": "CPU threads (0: one for small models, torch's default otherwise)",
@@ -46,6 +48,9 @@ TRAIN_HELP = {
     "activation": "activation function",
     "time_embed_dim": "size of the time embedding",
     "time_max_freq": "largest angular frequency of the time embedding (lower: v smoother in t)",
+    "input_features": "random Fourier features of x fed to the mlp (0: none; for sharp "
+    "low-dimensional densities)",
+    "input_scale": "std of the Fourier features' angular frequencies, in standardized units",
     "num_classes": "classes K of a class-conditional model (0: from the data's labels)",
     "cond_dim": "size of condition vectors (0: from the data's conditions)",
     "cond_embed_dim": "size of the condition embedding of the mlp model",

@@ -6,6 +6,7 @@ import torch
 
 import flowmatch
 from flowmatch.cli import main
+from flowmatch.runs import load_run
 from tests.cli_helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
@@ -166,5 +167,38 @@ def test_a_logit_run_keeps_its_transform_and_scores_bounded_data(tmp_path, capsy
 def test_impossible_logit_options_are_rejected(tmp_path, capsys, extra, message):
     out = tmp_path / "bad"
     assert main(["train", "--out", str(out), "--steps", "2", *extra]) == 2
+    assert message in error_line(capsys)
+    assert not out.exists()
+
+
+def test_fourier_input_features_and_mixed_times_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "cb-fourier"
+    args = ["train", "--data", "checkerboard", "--out", str(out), "--input-features", "8",
+            "--input-scale", "4", "--time-sampling", "logit-normal", "--logit-normal-mean", "1",
+            "--time-uniform-share", "0.2", *TINY]  # fmt: skip
+    assert main([*args[:-2], "--stop-after", "20"]) == 0
+    assert main(["train", "--resume", str(out)]) == 0
+    freqs = flowmatch.load(out).velocity.input_embed.freqs
+    assert freqs.shape == (2, 8) and freqs.std().item() > 1.0  # scale 4, not the default 1
+    _, info = load_run(out)
+    assert info.config.time_uniform_share == 0.2 and info.config.model.input_features == 8
+    capsys.readouterr()
+    argv = ["logprob", str(out), "--data", "checkerboard", "--n", "20", "--solver", "rk4",
+            "--steps", "4"]  # fmt: skip
+    assert main(argv) == 0
+    assert "bits/dim" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--input-features", "-1"], "--input-features must be >= 0"),
+        (["--input-features", "4", "--input-scale", "0"], "--input-scale > 0"),
+        (["--time-uniform-share", "2"], "--time-uniform-share must be in [0, 1]"),
+    ],
+)
+def test_impossible_feature_and_time_options_are_rejected(tmp_path, capsys, extra, message):
+    out = tmp_path / "bad"
+    assert main(["train", "--out", str(out), "--data", "moons", "--steps", "2", *extra]) == 2
     assert message in error_line(capsys)
     assert not out.exists()

@@ -55,6 +55,9 @@ class ModelConfig:
     # the largest angular frequency of the time embedding; high ones let v vary fast in t,
     # which fixed-step and adaptive solvers must then resolve (see benchmarks/bench_likelihood)
     time_max_freq: float = 1000.0
+    # random Fourier features of x for the mlp (0: none) and their frequencies' std
+    input_features: int = 0
+    input_scale: float = 1.0
     # conditioning: filled in from the data by training (0 = unconditional)
     num_classes: int = 0
     cond_dim: int = 0
@@ -80,6 +83,8 @@ def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         num_classes=cfg.num_classes,
         cond_dim=cfg.cond_dim,
         cond_embed_dim=cfg.cond_embed_dim,
+        input_features=cfg.input_features,
+        input_scale=cfg.input_scale,
     )
 
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from flowmatch.models.base import VelocityModel
 from flowmatch.models.conditioning import make_condition_embedding
-from flowmatch.models.embeddings import SinusoidalTimeEmbedding
+from flowmatch.models.embeddings import FourierFeatures, SinusoidalTimeEmbedding
 
 __all__ = ["ACTIVATIONS", "MLPVelocity"]
 
@@ -42,6 +42,9 @@ class MLPVelocity(VelocityModel):
         num_classes: K > 0 to condition on class labels 0..K-1.
         cond_dim: d > 0 to condition on vectors of size d.
         cond_embed_dim: size of the condition embedding e(c).
+        input_features: m > 0 to feed the network random Fourier features of x as well
+            (:class:`~flowmatch.models.embeddings.FourierFeatures`); 0 feeds x alone.
+        input_scale: the standard deviation of their frequencies.
 
     Example:
         >>> import torch
@@ -61,6 +64,8 @@ class MLPVelocity(VelocityModel):
         num_classes: int = 0,
         cond_dim: int = 0,
         cond_embed_dim: int = 64,
+        input_features: int = 0,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -73,7 +78,11 @@ class MLPVelocity(VelocityModel):
         self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, time_max_freq)
         layers: list[nn.Module] = []
         self.condition = make_condition_embedding(num_classes, cond_dim, cond_embed_dim)
-        fan_in = dim + time_embed_dim + (0 if self.condition is None else cond_embed_dim)
+        self.input_embed = (
+            FourierFeatures(dim, input_features, input_scale) if input_features else None
+        )
+        x_size = dim if self.input_embed is None else self.input_embed.out_dim
+        fan_in = x_size + time_embed_dim + (0 if self.condition is None else cond_embed_dim)
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), ACTIVATIONS[activation]()]
             fan_in = width
@@ -81,5 +90,6 @@ class MLPVelocity(VelocityModel):
         self.net = nn.Sequential(*layers)
 
     def velocity(self, xt: Tensor, t: Tensor, c: Tensor | None) -> Tensor:
-        parts = [xt, self.time_embed(t)] if c is None else [xt, self.time_embed(t), c]
+        x = xt if self.input_embed is None else self.input_embed(xt)
+        parts = [x, self.time_embed(t)] if c is None else [x, self.time_embed(t), c]
         return self.net(torch.cat(parts, dim=1))  # (B, D)

@@ -42,6 +42,7 @@ class TrainConfig:
     time_sampling: str = "uniform"
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
+    time_uniform_share: float = 0.0
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
@@ -213,6 +214,10 @@ class TrainConfig:
             raise FlowmatchError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if not self.logit_normal_std > 0:
             raise FlowmatchError(f"--logit-normal-std must be > 0, got {self.logit_normal_std}")
+        if not 0 <= self.time_uniform_share <= 1:
+            raise FlowmatchError(
+                f"--time-uniform-share must be in [0, 1], got {self.time_uniform_share}"
+            )
         if self.threads < 0:
             raise FlowmatchError(f"--threads must be >= 0 (0 = automatic), got {self.threads}")
         if not 0 <= self.holdout_fraction < 1:
@@ -231,6 +236,13 @@ class TrainConfig:
             raise FlowmatchError(f"--width and --depth must be >= 1, got {m.width} and {m.depth}")
         if not (math.isfinite(m.time_max_freq) and m.time_max_freq >= 1):
             raise FlowmatchError(f"--time-max-freq must be >= 1, got {m.time_max_freq}")
+        if m.input_features < 0 or not (math.isfinite(m.input_scale) and m.input_scale > 0):
+            raise FlowmatchError(
+                f"--input-features must be >= 0 and --input-scale > 0, got {m.input_features} "
+                f"and {m.input_scale}"
+            )
+        if m.input_features and m.name != "mlp":
+            raise FlowmatchError("--input-features works with --model mlp only")
         if m.time_embed_dim < 2 or m.time_embed_dim % 2:
             raise FlowmatchError(
                 f"--time-embed-dim must be an even number >= 2, got {m.time_embed_dim}"

@@ -96,7 +96,12 @@ class FlowMatching:
         x0, x1 = draw_batch(model, x1, generator, cfg, cond)
         b = x1.shape[0]
         t = sample_time(
-            cfg.time_sampling, b, generator, cfg.logit_normal_mean, cfg.logit_normal_std
+            cfg.time_sampling,
+            b,
+            generator,
+            cfg.logit_normal_mean,
+            cfg.logit_normal_std,
+            cfg.time_uniform_share,
         ).to(x1.device)
         drop = None
         if cond is not None:  # drawn last, so unconditional runs see the same random stream

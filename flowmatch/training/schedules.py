@@ -47,11 +47,25 @@ TIME_SAMPLERS: dict[str, Callable[[int, torch.Generator, float, float], Tensor]]
 
 
 def sample_time(
-    name: str, n: int, generator: torch.Generator, mean: float = 0.0, std: float = 1.0
+    name: str,
+    n: int,
+    generator: torch.Generator,
+    mean: float = 0.0,
+    std: float = 1.0,
+    uniform_share: float = 0.0,
 ) -> Tensor:
-    """Draw n training times in [0, 1] (CPU tensor) from the named distribution."""
+    """Draw n training times in [0, 1] (CPU tensor) from the named distribution.
+
+    With ``uniform_share`` s > 0, the times come from the mixture (1 - s) named + s U[0, 1]:
+    a skewed sampler then still visits every t often enough to train the field there. With
+    s = 0 the random stream is that of the named sampler alone.
+    """
     if name not in TIME_SAMPLERS:
         raise FlowmatchError(
             f"unknown --time-sampling '{name}'; choose one of: {', '.join(TIME_SAMPLERS)}"
         )
-    return TIME_SAMPLERS[name](n, generator, mean, std)
+    t = TIME_SAMPLERS[name](n, generator, mean, std)
+    if uniform_share > 0:
+        pick = torch.rand(n, generator=generator) < uniform_share
+        t = torch.where(pick, torch.rand(n, generator=generator), t)
+    return t

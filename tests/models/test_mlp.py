@@ -34,3 +34,30 @@ def test_bad_model_options_are_rejected():
         build_model(ModelConfig(name="transformer"), (2,))
     with pytest.raises(FlowmatchError, match="vectors"):
         build_model(ModelConfig(), (1, 8, 8))
+
+
+def test_fourier_features_are_a_fixed_map_saved_with_the_weights():
+    from flowmatch.models.embeddings import FourierFeatures
+
+    f = FourierFeatures(dim=2, features=8, scale=5.0)
+    x = torch.randn(6, 2)
+    y = f(x)
+    assert y.shape == (6, 2 + 16)
+    torch.testing.assert_close(y[:, :2], x)  # x itself is kept
+    torch.testing.assert_close(y[:, 2:10] ** 2 + y[:, 10:] ** 2, torch.ones(6, 8))
+    # two builds draw the same frequencies, with the requested spread
+    torch.testing.assert_close(FourierFeatures(2, 8, 5.0).freqs, f.freqs)
+    big = FourierFeatures(2, 4096, 5.0).freqs
+    assert abs(big.std().item() - 5.0) < 0.2
+
+
+def test_mlp_with_input_features_round_trips_its_state():
+    cfg = ModelConfig(width=16, depth=2, input_features=8, input_scale=3.0)
+    v = build_model(cfg, (2,))
+    assert "input_embed.freqs" in v.state_dict()
+    w = build_model(cfg, (2,))
+    w.load_state_dict(v.state_dict())
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(w(x, 0.4), v(x, 0.4))
+    # without features the weights are what they always were
+    assert "input_embed.freqs" not in build_model(ModelConfig(width=16, depth=2), (2,)).state_dict()
