@@ -145,15 +145,11 @@ def _assign(x0: Tensor, x1: Tensor, block: int) -> np.ndarray:
         (B // block, block) int64 array.
     """
     n = x1.shape[0] // block
-    a = x0.detach().reshape(n, block, -1).to("cpu", torch.float64).numpy()  # (n, k, D)
-    c = x1.detach().reshape(n, block, -1).to("cpu", torch.float64).numpy()  # (n, k, D)
-    score = np.matmul(c, a.transpose(0, 2, 1))  # (n, k, k): rows data, columns source
-    np.negative(score, out=score)
-    idx = np.empty((n, block), dtype=np.int64)
-    for k in range(n):
-        rows, cols = linear_sum_assignment(score[k])
-        idx[k, rows] = cols
-    return idx
+    a = x0.detach().reshape(n, block, -1).to("cpu", torch.float64)  # (n, k, D)
+    c = x1.detach().reshape(n, block, -1).to("cpu", torch.float64)  # (n, k, D)
+    score = torch.bmm(c, a.transpose(1, 2)).numpy()  # (n, k, k): rows data, columns source
+    # a square problem's row indices come back as 0..k-1 in order, so the columns are the answer
+    return np.stack([linear_sum_assignment(s, maximize=True)[1] for s in score])
 
 
 class SinkhornOT(_MinibatchOT):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from flowmatch.paths.schedules import CosineSchedule, LinearSchedule, Schedule
@@ -51,7 +52,10 @@ class AffinePath:
 
     def sample(self, x0: Tensor, x1: Tensor, t: Tensor) -> PathSample:
         """x_t and u_t for noise ``x0`` (B, ...), data ``x1`` (B, ...) and times ``t`` (B,)."""
-        c = self.schedule(t.reshape(-1, *([1] * (x1.ndim - 1))))  # broadcast over features
+        tb = t.reshape(-1, *([1] * (x1.ndim - 1)))  # broadcast over features
+        if type(self.schedule) is LinearSchedule:  # (1 - t) x0 + t x1 and x1 - x0, in two ops
+            return PathSample(x0=x0, x1=x1, t=t, xt=torch.lerp(x0, x1, tb), ut=x1 - x0)
+        c = self.schedule(tb)
         xt = c.alpha * x1 + c.sigma * x0
         ut = c.d_alpha * x1 + c.d_sigma * x0
         return PathSample(x0=x0, x1=x1, t=t, xt=xt, ut=ut)

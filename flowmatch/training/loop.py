@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from flowmatch.training.conditioning import resolve_condition
 from flowmatch.training.config import TrainConfig
 from flowmatch.training.ema import EMA
 from flowmatch.training.methods import METHODS
-from flowmatch.training.pairs import pair_table
+from flowmatch.training.pairs import chunk_steps, draw_chunk, pair_table
 from flowmatch.training.progress import NullReporter, Reporter
 from flowmatch.training.schedules import lr_factor
 
@@ -82,6 +83,20 @@ class TrainResult:
     @property
     def complete(self) -> bool:
         return self.step >= self.total_steps
+
+
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> None:
+    """Scale the gradients by min(1, max_norm / (||g|| + 1e-6)), ||g|| the norm of all of them.
+
+    The same arithmetic as ``torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)``
+    in four multi-tensor calls, without its argument handling, which costs more than the
+    arithmetic on a small model (~0.1 ms of a ~3.5 ms step of a 128x3 MLP on one CPU thread).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -162,6 +177,10 @@ class Trainer:
         )
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
+        # exact-OT runs draw and couple the batches of several steps at once (see chunk_steps)
+        self.chunk = chunk_steps(cfg, self.conditional)
+        self.chunk_pairs: tuple[Tensor, Tensor] | None = None  # (x0, x1), chunk * B rows each
+        self.chunk_start, self.chunk_rng = 0, None  # its first step, the generator state then
 
     def initialize_from(self, run_dir: str | Path) -> None:
         """Start the model and its EMA from another run's EMA weights (reflow, distillation)."""
@@ -184,6 +203,9 @@ class Trainer:
         tensors |= opt_tensors
         tensors["rng.train"] = self.generator.get_state()
         meta = {"step": self.step, "ema_updates": self.ema.updates, "param_groups": groups}
+        if self.chunk_rng is not None:  # a resume draws the current chunk again from here
+            tensors["rng.chunk"] = self.chunk_rng
+            meta["chunk_start"] = self.chunk_start
         meta["loss"] = loss
         save_checkpoint(self.run_dir / CHECKPOINT_FILE, tensors, meta)
 
@@ -194,6 +216,8 @@ class Trainer:
             self.ema.model.load_state_dict(_strip(tensors, "ema."))
             optimizer_from_tensors(self.opt, tensors, meta["param_groups"])
             self.generator.set_state(tensors["rng.train"])
+            if "rng.chunk" in tensors:
+                self.chunk_rng, self.chunk_start = tensors["rng.chunk"], int(meta["chunk_start"])
         except (KeyError, RuntimeError, ValueError) as exc:
             first = str(exc).splitlines()[0]
             raise FlowmatchError(
@@ -201,6 +225,30 @@ class Trainer:
             ) from None
         self.step, self.ema.updates = int(meta["step"]), int(meta["ema_updates"])
         _truncate_metrics(self.run_dir / METRICS_FILE, self.step)
+
+    def chunk_batch(self, to_units: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+        """This step's (x0, x1), (B, ...) each, from the chunk of pairs begun at
+        ``chunk_start``; a new chunk is drawn every ``chunk`` steps.
+
+        A run resumed inside a chunk draws it again from the generator state saved with it,
+        so it goes on exactly as an uninterrupted run.
+        """
+        i = self.step - self.chunk_start
+        again = self.chunk_pairs is None and self.chunk_rng is not None and 0 <= i < self.chunk
+        if again:
+            now = self.generator.get_state()
+            self.generator.set_state(self.chunk_rng)
+        elif self.chunk_pairs is None or not 0 <= i < self.chunk:
+            self.chunk_start, self.chunk_rng, i = self.step, self.generator.get_state(), 0
+        if again or i == 0:
+            self.chunk_pairs = draw_chunk(
+                self.model, self.dataset, self.generator, self.cfg, self.chunk, to_units
+            )
+        if again:
+            self.generator.set_state(now)
+        b = self.cfg.batch_size
+        x0, x1 = self.chunk_pairs
+        return x0[i * b : (i + 1) * b], x1[i * b : (i + 1) * b]
 
     # -- the loop ---------------------------------------------------------------------------
     def run(
@@ -210,6 +258,11 @@ class Trainer:
         max_seconds: float | None = None,
     ) -> TrainResult:
         cfg, model, opt = self.cfg, self.model, self.opt
+        # mean 0, std 1 (--no-standardize) and no logit map: the data are in the model's units
+        plain = getattr(model, "logit", None) is None and bool(
+            (model.data_mean == 0).all() and (model.data_std == 1).all()
+        )
+        to_units = (lambda x: x) if plain else model.standardize
         reporter = reporter or NullReporter()
         end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
         reporter.start(cfg.steps, self.step)
@@ -225,17 +278,22 @@ class Trainer:
                 )
                 for group in opt.param_groups:
                     group["lr"] = lr
-                x1, cond = self.dataset.sample_batch(cfg.batch_size, self.generator)
-                x1 = model.standardize(x1.to(self.device))
-                if self.conditional:  # (B,) labels or (B, d) vectors drawn with x1
-                    cond = cond.to(self.device)
-                    loss = self.method.loss(model, x1, self.generator, cfg, cond=cond)
+                if self.chunk > 1:  # pairs drawn and coupled ahead, for several steps
+                    x0, x1 = self.chunk_batch(to_units)
+                    loss = self.method.loss(model, x1, self.generator, cfg, x0=x0)
                 else:
-                    loss = self.method.loss(model, x1, self.generator, cfg)
-                opt.zero_grad(set_to_none=True)
+                    x1, cond = self.dataset.sample_batch(cfg.batch_size, self.generator)
+                    x1 = to_units(x1.to(self.device))
+                    if self.conditional:  # (B,) labels or (B, d) vectors drawn with x1
+                        cond = cond.to(self.device)
+                        loss = self.method.loss(model, x1, self.generator, cfg, cond=cond)
+                    else:
+                        loss = self.method.loss(model, x1, self.generator, cfg)
+                for p in self.params:  # opt.zero_grad(set_to_none=True) without its hooks
+                    p.grad = None
                 loss.backward()
                 if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip, foreach=True)
+                    clip_grad_norm(self.params, cfg.grad_clip)
                 opt.step()
                 self.ema.update()
                 self.step += 1

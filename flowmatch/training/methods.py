@@ -92,8 +92,12 @@ class FlowMatching:
         generator: torch.Generator,
         cfg: TrainConfig,
         cond: Tensor | None = None,
+        x0: Tensor | None = None,
     ) -> Tensor:
-        x0, x1 = draw_batch(model, x1, generator, cfg, cond)
+        """The loss on data ``x1``; ``x0`` is its coupled source batch when the loop drew the
+        pairs itself (:func:`~flowmatch.training.pairs.draw_chunk`), else it is drawn here."""
+        if x0 is None:
+            x0, x1 = draw_batch(model, x1, generator, cfg, cond)
         b = x1.shape[0]
         t = sample_time(
             cfg.time_sampling,

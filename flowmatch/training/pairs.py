@@ -139,3 +139,50 @@ def draw_batch(
     coupling = get_coupling(cfg.coupling)
     block = cfg.ot_batch if getattr(coupling, "blockwise", False) else 0
     return pair_in_blocks(coupling, x0, x1, cond, block=block, generator=generator)
+
+
+OT_CHUNK_STEPS = 16
+"""Steps of an exact-OT run whose batches are drawn and coupled together (see
+:func:`chunk_steps`)."""
+
+
+def chunk_steps(cfg, conditional: bool) -> int:
+    """How many steps' batches a run draws and couples at once: 1 (every step) or
+    ``OT_CHUNK_STEPS``.
+
+    An exact coupling solved on blocks of ``--ot-batch`` rows makes B / k small assignment
+    problems a step. Set up one step at a time, their conversions and solver calls cost about
+    as much as a model step of a small MLP (~0.6 ms against ~3.5 ms for 256 rows in blocks of
+    16, 128x3 MLP, one CPU thread); for 16 steps at once they cost ~0.1 ms a step. The pairs
+    are the same coupling: every batch is still independent draws of x0 and x1 coupled in
+    blocks that lie inside the batch. Only unconditional flow-matching runs on drawn noise
+    whose batch is a multiple of the block qualify; the rest draw one step at a time.
+    """
+    from flowmatch.couplings import get_coupling
+
+    b, k = cfg.batch_size, cfg.ot_batch
+    blockwise = getattr(get_coupling(cfg.coupling), "blockwise", False)
+    if cfg.method != "fm" or cfg.pairs or conditional or not blockwise:
+        return 1
+    return OT_CHUNK_STEPS if 0 < k < b and b % k == 0 else 1
+
+
+def draw_chunk(
+    model, dataset, generator: torch.Generator, cfg, steps: int, to_units
+) -> tuple[Tensor, Tensor]:
+    """``steps`` training batches at once: x0 and x1, (steps * B, ...) each, coupled in blocks.
+
+    x1 is drawn from ``dataset`` and put in the model's units by ``to_units``; x0 from the
+    model's source; row r of x0 is paired with row r of x1 by ``cfg.coupling`` within the
+    block of ``cfg.ot_batch`` rows holding r (blocks never straddle two batches, since the
+    batch is a multiple of the block). Batch i is rows [i B, (i + 1) B).
+    """
+    from flowmatch.couplings import get_coupling, pair_in_blocks
+
+    n = steps * cfg.batch_size
+    x1, _ = dataset.sample_batch(n, generator)
+    x1 = to_units(x1.to(model.device))
+    x0 = model.noise(n, generator).to(x1.device)
+    return pair_in_blocks(
+        get_coupling(cfg.coupling), x0, x1, block=cfg.ot_batch, generator=generator
+    )

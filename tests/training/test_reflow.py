@@ -1,6 +1,7 @@
 """Reflow and distillation: seeded pairs, training on fixed pairs, sources other than N(0, I)."""
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -11,7 +12,13 @@ from flowmatch.errors import FlowmatchError
 from flowmatch.models import ModelConfig
 from flowmatch.training import TrainConfig, generate_pairs, reflow, train
 from flowmatch.training.methods import METHODS
-from flowmatch.training.pairs import load_pairs, save_pairs
+from flowmatch.training.pairs import (
+    OT_CHUNK_STEPS,
+    chunk_steps,
+    draw_chunk,
+    load_pairs,
+    save_pairs,
+)
 from tests.training.resume_check import assert_resume_is_exact
 
 TINY = TrainConfig(
@@ -147,6 +154,39 @@ def test_bad_reflow_options_are_rejected(teacher, tmp_path):
         load_pairs(tmp_path / "bad.npz")
 
 
-def test_blockwise_ot_training_resumes_bit_for_bit(tmp_path):
-    cfg = dataclasses.replace(TINY, coupling="ot", ot_batch=16, steps=30)
-    assert_resume_is_exact(cfg, tmp_path, stop_after=13)
+@pytest.mark.parametrize("stop_after", [13, 16, 21])  # inside the first chunk, at, after
+def test_blockwise_ot_training_resumes_bit_for_bit(tmp_path, stop_after):
+    cfg = dataclasses.replace(TINY, coupling="ot", ot_batch=16, steps=40)
+    assert chunk_steps(cfg, conditional=False) == OT_CHUNK_STEPS < cfg.steps
+    assert_resume_is_exact(cfg, tmp_path, stop_after=stop_after)
+
+
+def test_chunked_pairs_are_optimal_within_each_block_of_each_batch():
+    cfg = dataclasses.replace(TINY, coupling="ot", ot_batch=6, batch_size=24)
+    flow = METHODS["fm"].build(cfg, (2,), torch.zeros(2), torch.ones(2))
+    data = flowmatch.data.get_dataset("8gaussians")
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = draw_chunk(flow, data, g, cfg, 3, flow.standardize)  # 3 steps of 24 rows
+    g = torch.Generator().manual_seed(0)  # the same draws, unpaired
+    assert torch.equal(flow.standardize(data.sample_batch(72, g)[0]), x1)
+    raw = flow.noise(72, g)
+    perms = torch.tensor(list(itertools.permutations(range(6))))  # (720, 6)
+    for s in range(0, 72, 6):  # pairing permutes x0 inside each block, to its brute-force optimum
+        a, b, r = x0[s : s + 6], x1[s : s + 6], raw[s : s + 6]
+        assert torch.equal(a[a[:, 0].argsort()], r[r[:, 0].argsort()])
+        best = (r[perms] - b).square().sum(dim=(1, 2)).min()
+        assert (a - b).square().sum() <= best + 1e-5
+
+
+def test_only_unconditional_fm_on_blocks_of_the_batch_draws_in_chunks():
+    ot = dataclasses.replace(TINY, coupling="ot", ot_batch=16)
+    assert chunk_steps(ot, conditional=False) == OT_CHUNK_STEPS
+    assert chunk_steps(ot, conditional=True) == 1
+    for change in (
+        {"coupling": "independent"},
+        {"coupling": "sinkhorn"},
+        {"ot_batch": 0},  # the whole batch: one problem a step already
+        {"ot_batch": 24},  # 64 rows are not whole blocks of 24
+        {"method": "distill"},
+    ):
+        assert chunk_steps(dataclasses.replace(ot, **change), conditional=False) == 1, change

@@ -94,3 +94,22 @@ def test_config_round_trip_and_runs_saved_before_a_field_existed():
     assert TrainConfig.from_dict(old).ot_batch == 0
     with pytest.raises(FlowmatchError, match="unknown fields"):
         TrainConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1.0, 1e3])
+def test_clip_grad_norm_matches_torch_and_caps_the_norm(max_norm):
+    from flowmatch.training.loop import clip_grad_norm
+
+    g = torch.Generator().manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(5, 3, generator=g)) for _ in range(3)]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for a, b in zip(ours, ref, strict=True):
+        a.grad = torch.randn(a.shape, generator=g)
+        b.grad = a.grad.clone()
+    before = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in ours]))
+    clip_grad_norm(ours, max_norm)
+    torch.nn.utils.clip_grad_norm_(ref, max_norm, foreach=True)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+    after = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in ours]))
+    assert after <= min(before, max_norm) * (1 + 1e-5)
