@@ -173,17 +173,11 @@ def draw_chunk(
 ) -> tuple[Tensor, Tensor]:
     """``steps`` training batches at once: x0 and x1, (steps * B, ...) each, coupled in blocks.
 
-    x1 is drawn from ``dataset`` and put in the model's units by ``to_units``; x0 from the
-    model's source; row r of x0 is paired with row r of x1 by ``cfg.coupling`` within the
-    block of ``cfg.ot_batch`` rows holding r (blocks never straddle two batches, since the
-    batch is a multiple of the block). Batch i is rows [i B, (i + 1) B).
+    x1 is drawn from ``dataset`` and put in the model's units by ``to_units``, then
+    :func:`draw_batch` draws x0 and couples the steps * B rows as one batch: row r of x0 goes
+    with row r of x1 within the block of ``cfg.ot_batch`` rows holding r, and no block
+    straddles two batches, since the batch is a multiple of the block. Batch i is rows
+    [i B, (i + 1) B).
     """
-    from flowmatch.couplings import get_coupling, pair_in_blocks
-
-    n = steps * cfg.batch_size
-    x1, _ = dataset.sample_batch(n, generator)
-    x1 = to_units(x1.to(model.device))
-    x0 = model.noise(n, generator).to(x1.device)
-    return pair_in_blocks(
-        get_coupling(cfg.coupling), x0, x1, block=cfg.ot_batch, generator=generator
-    )
+    x1, _ = dataset.sample_batch(steps * cfg.batch_size, generator)
+    return draw_batch(model, to_units(x1.to(model.device)), generator, cfg)
