@@ -4,7 +4,7 @@ Sections (pick with --only):
   digits   U-Net on scikit-learn's 8x8 digits; over guidance scales w and solver settings, the
            reference classifier's accuracy on the samples (intended class) and the Fréchet
            distance to the held-out split in its features, beside the same numbers for real
-           images (see flowmatch.image_evaluation: held-out images when the held-out split
+           images (see flowmatch.evaluation.images: held-out images when the held-out split
            holds 2n of them, and training images, which are not a floor).
   fashion  the same on Fashion-MNIST 28x28, with a training budget set by --fashion-steps
            (and --fashion-channels, --fashion-batch).
@@ -33,9 +33,9 @@ import torch
 
 import flowmatch
 from flowmatch.data import get_dataset
-from flowmatch.data.images import reference_classifier
 from flowmatch.envs import FlowPolicy, PointRobot, fit_regression_policy
-from flowmatch.image_evaluation import (
+from flowmatch.evaluation.classifier import reference_classifier
+from flowmatch.evaluation.images import (
     ImageQuality,
     evaluate_class_conditional,
     real_data_quality,

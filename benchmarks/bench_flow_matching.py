@@ -27,7 +27,7 @@ import torch
 
 from flowmatch import TrainConfig, load, train
 from flowmatch.data import get_dataset
-from flowmatch.evaluation import EvalRow, SolverSetting, evaluate_flow
+from flowmatch.evaluation.samples import EvalRow, SolverSetting, evaluate_flow
 from flowmatch.metrics import wasserstein2
 from flowmatch.models import MLPVelocity
 from flowmatch.training.loop import Trainer, data_statistics, resolve_device

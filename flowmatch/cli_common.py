@@ -51,7 +51,7 @@ def solver_kwargs(args: argparse.Namespace) -> dict:
 
 def grid_kwargs(args: argparse.Namespace, flow, *, backward: bool = False) -> dict:
     """Solver options with the --time-grid built for this flow (see evaluation.solver_options)."""
-    from flowmatch.evaluation import solver_options
+    from flowmatch.evaluation.samples import solver_options
     from flowmatch.solvers import SOLVERS
 
     name = getattr(args, "time_grid", "uniform")
@@ -68,7 +68,7 @@ def grid_kwargs(args: argparse.Namespace, flow, *, backward: bool = False) -> di
 
 
 def load_from_args(args: argparse.Namespace):
-    from flowmatch.runs import load_run
+    from flowmatch.training.runs import load_run
 
     return load_run(args.run, device=args.device, ema=not args.raw_weights)
 
@@ -83,7 +83,7 @@ def check_output(path: Path, suffix: str) -> None:
 
 
 def save_npy(path: Path, x: torch.Tensor) -> None:
-    from flowmatch.training.checkpoint import atomic_write
+    from flowmatch.storage import atomic_write
 
     buf = io.BytesIO()
     np.save(buf, x.detach().cpu().numpy())

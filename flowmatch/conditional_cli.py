@@ -121,8 +121,9 @@ def write_grid(x: Tensor, info, path: Path, nrow: int | None) -> Path:
 def evaluate_image_run(flow, info, args: argparse.Namespace) -> list[str]:
     """The ``eval-images`` table: real-data rows, then one row per guidance scale."""
     from flowmatch.data import get_dataset
-    from flowmatch.data.images import ImageDataset, reference_classifier
-    from flowmatch.image_evaluation import evaluate_class_conditional, real_data_quality
+    from flowmatch.data.images import ImageDataset
+    from flowmatch.evaluation.classifier import reference_classifier
+    from flowmatch.evaluation.images import evaluate_class_conditional, real_data_quality
     from flowmatch.models import check_guidance
 
     spec = run_condition(info)

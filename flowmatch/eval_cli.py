@@ -34,7 +34,7 @@ def _reference(args: argparse.Namespace, info) -> tuple[torch.Tensor, torch.Tens
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from flowmatch.evaluation import evaluate_flow
+    from flowmatch.evaluation.samples import evaluate_flow
     from flowmatch.metrics import mmd, wasserstein2
 
     _check_curve_flags(args)
@@ -50,7 +50,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (independent real data)")
     extra = {} if args.no_curve else _eval_curve(args, flow, ref, rows)
     if args.json is not None:
-        from flowmatch.training.checkpoint import atomic_write
+        from flowmatch.storage import atomic_write
 
         out = {
             "rows": [dataclasses.asdict(r) for r in rows],
@@ -83,7 +83,7 @@ def _w2_row(row) -> dict:
 
 def _eval_curve(args: argparse.Namespace, flow, ref: torch.Tensor, rows: list) -> dict:
     """Print the W2-versus-NFE curve, the recommended step count and the straightness."""
-    from flowmatch.evaluation import flow_path_statistics, recommend_steps, w2_nfe_curve
+    from flowmatch.evaluation.samples import flow_path_statistics, recommend_steps, w2_nfe_curve
 
     if getattr(flow, "discrete", False) or not hasattr(flow, "field"):
         return {}

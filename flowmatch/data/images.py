@@ -31,17 +31,14 @@ from flowmatch.data.dataset import ArrayDataset
 from flowmatch.errors import FlowmatchError
 
 __all__ = [
-    "CLASSIFIER_SETTINGS",
     "DIGIT_CLASSES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_FILES",
     "ImageDataset",
-    "cache_dir",
     "digits_images",
     "fashion_mnist",
     "read_idx",
-    "reference_classifier",
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -220,71 +217,3 @@ def fashion_mnist(root: str | Path | None = None) -> ImageDataset:
     """
     train, train_y, test, test_y = _fashion_arrays(_fashion_dir(root).resolve())
     return ImageDataset("fashion-mnist", train, train_y, test, test_y, FASHION_MNIST_CLASSES)
-
-
-# How each set's reference classifier is trained; part of its cache key.
-CLASSIFIER_SETTINGS = {
-    "digits-images": {"epochs": 30.0, "width": 32, "feature_dim": 64},
-    "fashion-mnist": {"epochs": 2.0, "width": 16, "feature_dim": 64},
-}
-CLASSIFIER_VERSION = 2  # 2: features from the flattened map, not a global average
-
-
-def cache_dir() -> Path:
-    """Where trained reference classifiers are kept: ``$FLOWMATCH_CACHE`` or ~/.cache/flowmatch."""
-    return Path(os.environ.get("FLOWMATCH_CACHE", Path.home() / ".cache" / "flowmatch"))
-
-
-def reference_classifier(
-    dataset: ImageDataset, cache: str | Path | None = None, device: str = "cpu"
-):
-    """The classifier that scores samples of ``dataset``, trained once and cached on disk.
-
-    It is fit on the training split only (see
-    :func:`~flowmatch.metrics.classifier.fit_classifier`) and saved as safetensors under a
-    name that hashes the data set, its size and the training settings, so a change to any of
-    them trains a new one. Training took 46 s for the digits and 7 minutes for Fashion-MNIST
-    on one CPU thread (shared machine); held-out accuracy 0.981 and 0.887.
-
-    Args:
-        dataset: a labelled image set.
-        cache: the cache folder (default: :func:`cache_dir`).
-        device: where to train it (if needed) and return it.
-
-    Returns:
-        An :class:`~flowmatch.metrics.classifier.ImageClassifier` in eval mode.
-    """
-    import hashlib
-    import json
-
-    from safetensors.torch import load_file, save
-
-    from flowmatch.metrics.classifier import ImageClassifier, fit_classifier
-    from flowmatch.training.checkpoint import atomic_write
-
-    settings = CLASSIFIER_SETTINGS.get(dataset.name, CLASSIFIER_SETTINGS["fashion-mnist"])
-    k = dataset.condition.size
-    x, y = dataset.train_data, dataset.train_cond
-    fingerprint = {
-        "name": dataset.name,
-        "version": CLASSIFIER_VERSION,
-        "settings": settings,
-        "shape": list(x.shape),
-        "sum": round(float(x.double().sum()), 3),
-        "labels": int(y.sum()),
-    }
-    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache) if cache is not None else cache_dir()
-    path = folder / f"classifier-{dataset.name}-{key}.safetensors"
-    width, feature_dim = settings["width"], settings["feature_dim"]
-    if path.is_file():
-        net = ImageClassifier(dataset.shape, k, width, feature_dim)
-        net.load_state_dict(load_file(str(path)))
-        return net.to(device).eval()
-    net = fit_classifier(
-        x, y, k, epochs=settings["epochs"], width=width, feature_dim=feature_dim, device=device
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
-    atomic_write(path, save(state))
-    return net

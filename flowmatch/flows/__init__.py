@@ -12,7 +12,7 @@ Example:
 """
 
 from flowmatch.flows.affine import ElementwiseAffine
-from flowmatch.flows.model import DiscreteFlowModel
+from flowmatch.flows.discrete import DiscreteFlowModel
 from flowmatch.flows.monotone import solve_increasing
 from flowmatch.flows.planar import (
     PLANAR_ACTIVATIONS,

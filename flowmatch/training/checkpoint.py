@@ -10,8 +10,6 @@ Loading reads JSON and safetensors only, so it never executes code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
+from flowmatch.storage import atomic_write
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -43,21 +42,6 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 TIME_CONVENTION = "t=0 is noise N(0, I), t=1 is data"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_new_run_dir(run_dir: Path) -> None:

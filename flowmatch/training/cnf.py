@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
-from flowmatch.flow_model import FlowModel
+from flowmatch.flows.continuous import FlowModel
 from flowmatch.likelihood import log_prob, make_divergence
 from flowmatch.models import build_model
 from flowmatch.solvers import SOLVERS

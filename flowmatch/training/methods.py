@@ -7,7 +7,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from flowmatch.flow_model import FlowModel
+from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import build_model, condition_dropout
 from flowmatch.paths import get_path
 from flowmatch.training.cnf import ContinuousNormalizingFlow

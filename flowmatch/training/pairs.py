@@ -44,7 +44,7 @@ class PairTable:
 
 def save_pairs(path: str | Path, x0: Tensor, x1: Tensor, meta: dict | None = None) -> None:
     """Write pairs to an ``.npz`` file atomically (float32 arrays and a JSON string)."""
-    from flowmatch.training.checkpoint import atomic_write
+    from flowmatch.storage import atomic_write
 
     if x0.shape != x1.shape:
         raise FlowmatchError(f"x0 and x1 must have one shape, got {x0.shape} and {x1.shape}")
@@ -105,7 +105,7 @@ def draw_batch(
     the fixed pairs are the coupling. All randomness comes from ``generator``.
 
     Args:
-        model: the :class:`~flowmatch.flow_model.FlowModel` being trained.
+        model: the :class:`~flowmatch.flows.continuous.FlowModel` being trained.
         x1: (B, ...) standardized data batch.
         generator: the training generator.
         cfg: the run's :class:`~flowmatch.training.config.TrainConfig`.

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
-from flowmatch.flow_model import FlowModel
+from flowmatch.flows.continuous import FlowModel
 from flowmatch.solvers import SOLVERS
 from flowmatch.training.checkpoint import check_new_run_dir
 from flowmatch.training.loop import TrainResult, apply_threads, train
@@ -154,7 +154,7 @@ def reflow(
         >>> r = reflow("runs/moons", "runs/moons-reflow", n_pairs=20_000)  # doctest: +SKIP
         >>> flowmatch.load(r.train.run_dir).sample(100, solver="euler", steps=2)  # doctest: +SKIP
     """
-    from flowmatch.runs import load_run
+    from flowmatch.training.runs import load_run
 
     if method not in ("fm", "distill"):
         raise FlowmatchError(f"reflow trains with method 'fm' or 'distill', got {method!r}")

@@ -34,7 +34,7 @@ def write_run_figures(
 
     Args:
         flow: a loaded model with ``sample_trajectory``.
-        info: the run's :class:`~flowmatch.runs.RunInfo`.
+        info: the run's :class:`~flowmatch.training.runs.RunInfo`.
         out: an existing folder.
         n: the number of samples and data points to draw.
         seed: the noise and data seed.

@@ -109,27 +109,3 @@ def test_global_standardization_pools_all_features():
     torch.testing.assert_close(s.mean, torch.full((2,), 3.0, dtype=torch.float64))
     torch.testing.assert_close(s.std, x.std(correction=0).expand(2))
     torch.testing.assert_close(s.inverse(s.forward(x)), x)
-
-
-def test_reference_classifier_is_trained_once_and_loaded_from_the_cache(tmp_path, monkeypatch):
-    from flowmatch.data import images
-    from flowmatch.metrics import classifier
-
-    quick = {"epochs": 0.1, "width": 2, "feature_dim": 4}
-    monkeypatch.setitem(images.CLASSIFIER_SETTINGS, "digits-images", quick)
-    ds = get_dataset("digits-images")
-    first = images.reference_classifier(ds, cache=tmp_path)
-    (path,) = tmp_path.glob("classifier-digits-images-*.safetensors")
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the cached classifier was retrained")
-
-    monkeypatch.setattr(classifier, "fit_classifier", refuse)
-    again = images.reference_classifier(ds, cache=tmp_path)  # loaded, not trained
-    for key, value in first.state_dict().items():
-        assert torch.equal(value, again.state_dict()[key]), key
-    # other training settings are another classifier: a new cache key, so it is trained
-    monkeypatch.setitem(images.CLASSIFIER_SETTINGS, "digits-images", {**quick, "epochs": 0.2})
-    with pytest.raises(AssertionError, match="retrained"):
-        images.reference_classifier(ds, cache=tmp_path)
-    assert [p.name for p in tmp_path.glob("*.safetensors")] == [path.name]

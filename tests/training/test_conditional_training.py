@@ -10,7 +10,7 @@ import flowmatch
 from flowmatch.couplings import ExactOT
 from flowmatch.data import DATASETS, ArrayDataset
 from flowmatch.errors import FlowmatchError
-from flowmatch.flow_model import FlowModel
+from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import MLPVelocity, ModelConfig
 from flowmatch.training import TrainConfig, train
 from flowmatch.training.methods import FlowMatching

@@ -6,8 +6,8 @@ import torch
 
 import flowmatch
 from flowmatch.cli import main
-from flowmatch.runs import load_run
-from tests.cli_helpers import error_line
+from flowmatch.training.runs import load_run
+from tests.cli.helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
         "--log-every", "10", "--checkpoint-every", "20", "--threads", "1"]  # fmt: skip

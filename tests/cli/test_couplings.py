@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flowmatch.cli import main
-from tests.cli_helpers import error_line
+from tests.cli.helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "16", "--depth", "2",
         "--log-every", "20", "--checkpoint-every", "40"]  # fmt: skip

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from flowmatch.cli import main
-from tests.cli_helpers import error_line
+from tests.cli.helpers import error_line
 
 TINY = ["--steps", "8", "--batch-size", "32", "--log-every", "4", "--checkpoint-every", "8",
         "--threads", "1"]  # fmt: skip
@@ -125,12 +125,12 @@ def test_bad_conditions_are_one_line_errors(runs, tmp_path, capsys):
 
 
 def test_eval_images_scores_samples_with_a_cached_classifier(runs, tmp_path, capsys, monkeypatch):
-    from flowmatch.data import images
+    from flowmatch.evaluation import classifier
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("FLOWMATCH_CACHE", str(cache))
     quick = {"epochs": 0.2, "width": 4, "feature_dim": 8}
-    monkeypatch.setitem(images.CLASSIFIER_SETTINGS, "digits-images", quick)
+    monkeypatch.setitem(classifier.CLASSIFIER_SETTINGS, "digits-images", quick)
     argv = ["eval-images", str(runs["image"]), "--n", "20", "--steps", "2", "--guidance", "1", "3"]
     for _ in range(2):  # the second run loads the cached classifier
         assert main(argv) == 0

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from flowmatch.cli import main
-from tests.cli_helpers import error_line
+from tests.cli.helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
         "--log-every", "10", "--checkpoint-every", "20"]  # fmt: skip

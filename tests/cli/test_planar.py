@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from flowmatch.cli import COMMANDS, main
-from tests.cli_helpers import error_line
+from tests.cli.helpers import error_line
 
 TINY = ["--method", "planar", "--layers", "4", "--steps", "30", "--batch-size", "64",
         "--log-every", "10", "--checkpoint-every", "15"]  # fmt: skip

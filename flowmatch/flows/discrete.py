@@ -17,7 +17,7 @@ __all__ = ["DiscreteFlowModel"]
 class DiscreteFlowModel(nn.Module):
     """A stack x = f_K ∘ ... ∘ f_1(z) from N(0, I) to standardized data, in data units.
 
-    It has the interface of :class:`~flowmatch.flow_model.FlowModel`, so the command line,
+    It has the interface of :class:`~flowmatch.flows.continuous.FlowModel`, so the command line,
     evaluation and figures use it unchanged: ``sample_trajectory`` (the "trajectory" is the
     state after each layer, at times k/K, and NFE counts layer evaluations), ``sample``,
     ``invert`` (data -> noise) and ``log_prob`` (nats, data units). Solver options are

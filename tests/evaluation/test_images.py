@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from flowmatch.image_evaluation import real_data_quality, reference_split
+from flowmatch.evaluation.images import real_data_quality, reference_split
 from flowmatch.metrics.classifier import ImageClassifier, classify
 from flowmatch.metrics.frechet import frechet_distance
 

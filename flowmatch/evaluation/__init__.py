@@ -1,0 +1,1 @@
+"""Evaluation of trained flows: sample quality against held-out data, and image quality."""
