@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 import torch
 from torch import Tensor
 
-__all__ = ["FlowmatchError", "check_finite", "check_points"]
+__all__ = ["FlowmatchError", "check_finite", "check_int", "check_points", "lookup"]
+
+V = TypeVar("V")
 
 
 class FlowmatchError(ValueError):
@@ -54,3 +59,48 @@ def check_finite(x: Tensor, name: str = "x") -> Tensor:
             "remove or impute them first"
         )
     return x
+
+
+def check_int(value: object, name: str, minimum: int = 1) -> int:
+    """Check that ``value`` is an integer (not a bool) >= ``minimum`` and return it.
+
+    Args:
+        value: what the caller received.
+        name: how to call it in the error message, e.g. ``"--steps"`` or ``"n"``.
+        minimum: the smallest value allowed.
+
+    Example:
+        >>> check_int(3, "--steps")
+        3
+        >>> check_int(0, "--steps")
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: --steps must be an integer >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise FlowmatchError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def lookup(registry: Mapping[str, V], name: str, what: str) -> V:
+    """The entry ``name`` of ``registry``, or one line naming what exists.
+
+    Args:
+        registry: name -> entry (solvers, paths, couplings, data sets, ...).
+        name: the name asked for.
+        what: what the names are, e.g. ``"solver"`` or ``"--coupling"``.
+
+    Example:
+        >>> lookup({"euler": 1, "rk4": 4}, "rk4", "solver")
+        4
+        >>> lookup({"euler": 1, "rk4": 4}, "rk5", "solver")
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: unknown solver 'rk5'; choose one of: euler, rk4
+    """
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise FlowmatchError(
+            f"unknown {what} {name!r}; choose one of: {', '.join(registry)}"
+        ) from None
