@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TypeVar
 
 import torch
@@ -82,11 +82,12 @@ def check_int(value: object, name: str, minimum: int = 1) -> int:
     return value
 
 
-def lookup(registry: Mapping[str, V], name: str, what: str) -> V:
+def lookup(registry: Mapping[str, V] | Collection[str], name: str, what: str) -> V | str:
     """The entry ``name`` of ``registry``, or one line naming what exists.
 
     Args:
-        registry: name -> entry (solvers, paths, couplings, data sets, ...).
+        registry: name -> entry (solvers, paths, couplings, data sets, ...), or a collection
+            of names, for which the name itself is returned.
         name: the name asked for.
         what: what the names are, e.g. ``"solver"`` or ``"--coupling"``.
 
@@ -98,9 +99,6 @@ def lookup(registry: Mapping[str, V], name: str, what: str) -> V:
         ...
         flowmatch.errors.FlowmatchError: unknown solver 'rk5'; choose one of: euler, rk4
     """
-    try:
-        return registry[name]
-    except (KeyError, TypeError):
-        raise FlowmatchError(
-            f"unknown {what} {name!r}; choose one of: {', '.join(registry)}"
-        ) from None
+    if isinstance(name, str) and name in registry:
+        return registry[name] if isinstance(registry, Mapping) else name
+    raise FlowmatchError(f"unknown {what} {name!r}; choose one of: {', '.join(registry)}")

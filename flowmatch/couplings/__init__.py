@@ -25,7 +25,7 @@ from flowmatch.couplings.base import (
 )
 from flowmatch.couplings.independent import IndependentCoupling
 from flowmatch.couplings.ot import ClassConditionalOT, ExactOT, SinkhornOT
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import lookup
 
 __all__ = [
     "COUPLINGS",
@@ -53,9 +53,7 @@ COUPLINGS: dict[str, Coupling] = {
 
 def get_coupling(name: str) -> Coupling:
     """Look up a coupling by its command-line name."""
-    if name not in COUPLINGS:
-        raise FlowmatchError(f"unknown coupling '{name}'; choose one of: {', '.join(COUPLINGS)}")
-    return COUPLINGS[name]
+    return lookup(COUPLINGS, name, "coupling")
 
 
 def batch_cost(x0, x1) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int, lookup
 
 __all__ = ["CONDITION_KINDS", "ConditionSpec"]
 
@@ -36,12 +36,8 @@ class ConditionSpec:
     names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.kind not in CONDITION_KINDS:
-            raise FlowmatchError(
-                f"unknown condition kind {self.kind!r}; choose one of {', '.join(CONDITION_KINDS)}"
-            )
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise FlowmatchError(f"a condition's size must be an integer >= 1, got {self.size!r}")
+        lookup(CONDITION_KINDS, self.kind, "condition kind")
+        check_int(self.size, "a condition's size")
         if self.names and (self.kind != "class" or len(self.names) != self.size):
             raise FlowmatchError(
                 f"names are given per class: expected {self.size} for a class condition, "

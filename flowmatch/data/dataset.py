@@ -15,17 +15,12 @@ from flowmatch.data.conditions import ConditionSpec
 from flowmatch.data.files import load_array
 from flowmatch.data.quantization import Quantization
 from flowmatch.data.toy import STRATIFIED_TOY_SETS, TOY_DATASETS, sample_toy
-from flowmatch.errors import FlowmatchError, check_points
+from flowmatch.errors import FlowmatchError, check_int, check_points, lookup
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset", "ToyDataset", "get_dataset"]
 
 # Size of a toy set's held-out draw when the caller does not say.
 DEFAULT_TOY_HELD_OUT = 2000
-
-
-def _check_n(n: int, name: str = "n") -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise FlowmatchError(f"{name} must be a positive integer, got {n!r}")
 
 
 def _check_generator(generator: torch.Generator) -> None:
@@ -113,10 +108,7 @@ class ToyDataset(Dataset):
     """
 
     def __init__(self, name: str) -> None:
-        if name not in TOY_DATASETS:
-            raise FlowmatchError(
-                f"unknown toy dataset {name!r}; choose one of {', '.join(TOY_DATASETS)}"
-            )
+        lookup(TOY_DATASETS, name, "toy dataset")
         self.name = name
         self.dim = 2
         self.shape = (2,)
@@ -210,7 +202,7 @@ class ArrayDataset(Dataset):
             raise FlowmatchError(f"{name}: a condition spec was given without conditions")
 
     def _train_index(self, n: int, generator: torch.Generator) -> Tensor:
-        _check_n(n)
+        check_int(n, "n")
         _check_generator(generator)
         idx = torch.randint(
             self.train_data.shape[0], (n,), generator=generator, device=generator.device
@@ -221,7 +213,7 @@ class ArrayDataset(Dataset):
         """Rows of the held-out draw, or None for all of them."""
         if n is None:
             return None
-        _check_n(n)
+        check_int(n, "n")
         _check_generator(generator)
         m = self.test_data.shape[0]
         if n >= m:

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowmatch.data.dataset import Dataset, _check_generator, _check_n
+from flowmatch.data.dataset import Dataset, _check_generator
 from flowmatch.data.quantization import Quantization
+from flowmatch.errors import check_int
 
 __all__ = ["DIGITS_SPLIT", "DIGITS_SPLIT_SEED", "DigitsDataset", "digit_levels"]
 
@@ -81,7 +82,7 @@ class DigitsDataset(Dataset):
         _check_generator(generator)
         rows = self.levels[split]
         if n is not None:
-            _check_n(n)
+            check_int(n, "n")
             if replace:
                 rows = rows[torch.randint(rows.shape[0], (n,), generator=generator)]
             elif n < rows.shape[0]:
@@ -90,7 +91,7 @@ class DigitsDataset(Dataset):
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` training rows drawn with replacement, dequantized, (n, 64)."""
-        _check_n(n)
+        check_int(n, "n")
         return self._draw("train", n, generator, replace=True)
 
     def held_out(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, lookup
 
 __all__ = ["DEFAULT_BOX", "ENERGIES", "WALL_WIDTH", "Energy", "get_energy", "u1", "u2", "u3", "u4"]
 
@@ -145,12 +145,7 @@ def get_energy(energy: str | Energy | Callable[[Tensor], Tensor], box: Box | Non
         (-6.0, 6.0, -6.0, 6.0)
     """
     if isinstance(energy, str):
-        if energy not in ENERGIES:
-            raise FlowmatchError(
-                f"unknown energy {energy!r}; choose one of: {', '.join(ENERGIES)}, or pass a "
-                "function U(z) from Python"
-            )
-        energy = ENERGIES[energy]
+        energy = lookup(ENERGIES, energy, "energy (or pass a function U(z) from Python)")
     elif not isinstance(energy, Energy):
         if not callable(energy):
             raise FlowmatchError(

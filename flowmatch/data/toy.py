@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int, lookup
 
 __all__ = [
     "STRATIFIED_TOY_SETS",
@@ -278,13 +278,8 @@ def sample_toy(name: str, n: int, generator: torch.Generator) -> Tensor:
         >>> sample_toy("moons", 5, g).shape
         torch.Size([5, 2])
     """
-    fn = TOY_DATASETS.get(name)
-    if fn is None:
-        raise FlowmatchError(
-            f"unknown toy dataset {name!r}; choose one of {', '.join(TOY_DATASETS)}"
-        )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise FlowmatchError(f"n must be a positive integer number of points, got {n!r}")
+    fn = lookup(TOY_DATASETS, name, "toy dataset")
+    check_int(n, "the number of points n")
     if not isinstance(generator, torch.Generator):
         raise FlowmatchError(
             f"generator must be a torch.Generator, got {type(generator).__name__}; "

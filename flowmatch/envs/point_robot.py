@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int
 
 __all__ = ["PointRobot", "Rollout", "demonstration_dataset", "segment_hits_disc"]
 
@@ -212,8 +212,7 @@ class PointRobot:
         Returns:
             observations (N, 4) and flattened chunks (N, horizon * 2).
         """
-        if situations < 1:
-            raise FlowmatchError(f"situations must be >= 1, got {situations}")
+        check_int(situations, "situations")
         g = torch.Generator().manual_seed(seed)
         seeds = torch.randint(0, 2**31 - 1, (situations,), generator=g)
         pos, goal = self.reset(seeds)

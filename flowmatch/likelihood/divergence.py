@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import vjp, vmap
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import check_int, lookup
 
 __all__ = [
     "AUTO_EXACT_MAX_DIM",
@@ -129,12 +129,8 @@ def draw_probes(
 
     Drawing on the CPU keeps a seed's probes the same on every device.
     """
-    if distribution not in PROBES:
-        raise FlowmatchError(
-            f"unknown probe distribution {distribution!r}; choose one of: {', '.join(PROBES)}"
-        )
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise FlowmatchError(f"the number of Hutchinson probes must be an integer >= 1, got {k!r}")
+    lookup(PROBES, distribution, "probe distribution")
+    check_int(k, "the number of Hutchinson probes")
     return PROBES[distribution]((k, *shape), generator).to(device=device, dtype=dtype)
 
 
@@ -233,10 +229,7 @@ DIVERGENCES: dict[str, Callable[..., Divergence]] = {
 
 def resolve_divergence(name: str, dim: int) -> str:
     """The method ``name`` stands for in dimension ``dim``: ``"exact"`` or ``"hutchinson"``."""
-    if name not in DIVERGENCES:
-        raise FlowmatchError(
-            f"unknown divergence {name!r}; choose one of: {', '.join(DIVERGENCES)}"
-        )
+    lookup(DIVERGENCES, name, "divergence")
     if name == "auto":
         return "exact" if dim <= AUTO_EXACT_MAX_DIM else "hutchinson"
     return name
@@ -270,12 +263,6 @@ def make_divergence(
         3
     """
     resolve_divergence(name, x.shape[1])
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise FlowmatchError(
-            f"the number of Hutchinson probes must be an integer >= 1, got {probes!r}"
-        )
-    if distribution not in PROBES:
-        raise FlowmatchError(
-            f"unknown probe distribution {distribution!r}; choose one of: {', '.join(PROBES)}"
-        )
+    check_int(probes, "the number of Hutchinson probes")
+    lookup(PROBES, distribution, "probe distribution")
     return DIVERGENCES[name](x, probes, distribution, generator)

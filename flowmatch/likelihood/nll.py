@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int
 
 __all__ = ["NLLSummary", "bits_per_dim", "dequantized_log_prob", "summarize_nll"]
 
@@ -92,8 +92,7 @@ def dequantized_log_prob(
         >>> torch.allclose(out, torch.full((4,), -3 * math.log(2.0)))
         True
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise FlowmatchError(f"the number of dequantizations must be >= 1, got {samples!r}")
+    check_int(samples, "the number of dequantizations")
     noise = [torch.rand(x.shape, generator=generator, dtype=x.dtype) for _ in range(samples)]
     y = torch.cat([x + bin_width * u.to(x.device) for u in noise])  # (K N, ...)
     lp = log_prob(y).reshape(samples, x.shape[0])  # (K, N)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError, check_points
+from flowmatch.errors import FlowmatchError, check_int, check_points
 from flowmatch.metrics.wasserstein import _as_gaussian
 
 __all__ = [
@@ -89,8 +89,7 @@ def mmd(
             f"x has {xs.shape[1]} features per sample but y has {ys.shape[1]}; "
             "compare sets of the same dimension"
         )
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
-        raise FlowmatchError(f"max_points must be an integer >= 2, got {max_points!r}")
+    check_int(max_points, "max_points", minimum=2)
     xs, ys = _subsample(xs, max_points, seed), _subsample(ys, max_points, seed)
     if bandwidths is None:
         half = MEDIAN_POINTS // 2

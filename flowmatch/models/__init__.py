@@ -108,11 +108,10 @@ MODELS: dict[str, Callable[[ModelConfig, tuple[int, ...]], VelocityModel]] = {
 
 def build_model(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
     """Build the velocity network named by ``cfg.name`` for samples of the given shape."""
-    from flowmatch.errors import FlowmatchError
+    from flowmatch.errors import FlowmatchError, lookup
 
-    if cfg.name not in MODELS:
-        raise FlowmatchError(f"unknown model '{cfg.name}'; choose one of: {', '.join(MODELS)}")
+    build = lookup(MODELS, cfg.name, "model")
     try:
-        return MODELS[cfg.name](cfg, shape)
+        return build(cfg, shape)
     except ValueError as exc:
         raise FlowmatchError(str(exc)) from None

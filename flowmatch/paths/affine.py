@@ -69,8 +69,6 @@ PATHS: dict[str, AffinePath] = {
 
 def get_path(name: str) -> AffinePath:
     """Look up a path by its command-line name."""
-    from flowmatch.errors import FlowmatchError
+    from flowmatch.errors import lookup
 
-    if name not in PATHS:
-        raise FlowmatchError(f"unknown path '{name}'; choose one of: {', '.join(PATHS)}")
-    return PATHS[name]
+    return lookup(PATHS, name, "path")

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError, check_finite
+from flowmatch.errors import FlowmatchError, check_finite, check_int, lookup
 from flowmatch.solvers.base import ODESolution, VelocityField
 from flowmatch.solvers.registry import SOLVERS
 
@@ -78,9 +78,7 @@ def solve(
         >>> back.trajectory.shape, torch.allclose(back.x, x0, atol=1e-4)
         (torch.Size([11, 4, 2]), True)
     """
-    spec = SOLVERS.get(solver)
-    if spec is None:
-        raise FlowmatchError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVERS)}")
+    spec = lookup(SOLVERS, solver, "solver")
     if not isinstance(x0, Tensor) or not torch.is_floating_point(x0) or x0.ndim == 0:
         got = f"{x0.dtype} tensor of shape {tuple(x0.shape)}" if isinstance(x0, Tensor) else x0
         raise FlowmatchError(f"x0 must be a floating-point tensor of shape (B, ...), got {got}")
@@ -88,8 +86,7 @@ def solve(
     t0, t1 = _check_time("t0", t0), _check_time("t1", t1)
     if t0 == t1:
         raise FlowmatchError(f"t0 and t1 are both {t0}; pass t0 < t1 (forward) or t0 > t1")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise FlowmatchError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int(steps, "steps")
     for name, tol in (("atol", atol), ("rtol", rtol)):
         if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
             raise FlowmatchError(f"{name} must be a positive number (e.g. 1e-5), got {tol!r}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int, lookup
 from flowmatch.solvers.base import VelocityField
 
 __all__ = [
@@ -198,11 +198,8 @@ def make_time_grid(
         >>> make_time_grid("uniform", 2).tolist()
         [0.0, 0.5, 1.0]
     """
-    spec = TIME_GRIDS.get(name)
-    if spec is None:
-        raise FlowmatchError(f"unknown time grid '{name}'; choose one of: {', '.join(TIME_GRIDS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise FlowmatchError(f"steps must be an integer >= 1, got {steps!r}")
+    spec = lookup(TIME_GRIDS, name, "time grid")
+    check_int(steps, "steps")
     if spec.needs_field and (f is None or x0 is None):
         raise FlowmatchError(f"the '{name}' time grid is fitted to a model; pass f and x0")
     return spec.build(steps, f, x0, order)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int
 from flowmatch.viz._common import (
     DATA_COLOR,
     MAX_SCATTER,
@@ -195,8 +195,7 @@ def plot_path_snapshots(trajectory: Any, ts: Any, path: PathLike, n_panels: int 
     traj = _trajectory(trajectory)
     n_steps, n, d = traj.shape
     t = _times(ts, n_steps)
-    if n_panels < 1:
-        raise FlowmatchError(f"n_panels must be >= 1, got {n_panels}")
+    check_int(n_panels, "n_panels")
     picks = np.unique(np.linspace(0, n_steps - 1, min(n_panels, n_steps)).round().astype(int))
     nrows = math.ceil(len(picks) / 6)  # at most 6 per row, rows filled evenly
     ncols = math.ceil(len(picks) / nrows)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int
 from flowmatch.viz._common import (
     DATA_COLOR,
     NOISE_COLOR,
@@ -159,12 +159,10 @@ def save_image_grid(
     _check_finite(arr, "images")
     n, h, w, c = arr.shape
     per_row = math.ceil(math.sqrt(n)) if nrow is None else nrow
-    if per_row < 1:
-        raise FlowmatchError(f"nrow must be >= 1, got {nrow}")
+    check_int(per_row, "nrow")
     if scale is None:
         scale = max(1, 96 // max(h, w))
-    if scale < 1:
-        raise FlowmatchError(f"scale must be >= 1, got {scale}")
+    check_int(scale, "scale")
     lo, hi = float(arr.min()), float(arr.max())
     arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
     arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)

@@ -44,10 +44,9 @@ def write_run_figures(
         The paths written.
     """
     from flowmatch.data import get_dataset
-    from flowmatch.errors import FlowmatchError
+    from flowmatch.errors import check_int
 
-    if n < 1:
-        raise FlowmatchError(f"--n must be >= 1, got {n}")
+    check_int(n, "the number of samples n")
     out = Path(out)
     g = torch.Generator().manual_seed(seed)
     data = get_dataset(info.config.data).held_out(n, g).reshape(-1, info.dim).numpy()

@@ -123,9 +123,9 @@ def test_array_dataset_rejects_bad_input(x):
         with pytest.raises(FlowmatchError, match="holdout_fraction"):
             ArrayDataset(x, "arr", holdout_fraction=frac)
     ds = ArrayDataset(x, "arr")
-    with pytest.raises(FlowmatchError, match="positive integer"):
+    with pytest.raises(FlowmatchError, match="must be an integer >= 1"):
         ds.sample(0, gen())
-    with pytest.raises(FlowmatchError, match="positive integer"):
+    with pytest.raises(FlowmatchError, match="must be an integer >= 1"):
         ds.held_out(-1, gen())
     with pytest.raises(FlowmatchError, match=r"torch\.Generator"):
         ds.sample(3, None)

@@ -74,5 +74,5 @@ def test_many_dequantizations_converge_to_the_discrete_log_mass():
     draws = torch.stack([dequantized_log_prob(log_prob, x, generator=g) for _ in range(8)])
     g = torch.Generator().manual_seed(2)
     assert bool((dequantized_log_prob(log_prob, x, samples=8, generator=g) >= draws.mean(0)).all())
-    with pytest.raises(FlowmatchError, match="dequantizations must be >= 1"):
+    with pytest.raises(FlowmatchError, match="dequantizations must be an integer >= 1"):
         dequantized_log_prob(log_prob, x, samples=0)
