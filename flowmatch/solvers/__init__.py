@@ -12,7 +12,7 @@ Example:
     [1.0, 1.0]
 """
 
-from flowmatch.solvers.adaptive import AdaptiveSolver, CountingField
+from flowmatch.solvers.adaptive import AdaptiveSolver, CountingField, StepSizeUnderflow
 from flowmatch.solvers.base import ODESolution, SolverSpec, VelocityField
 from flowmatch.solvers.fixed import FixedGridSolver, rk_integrate
 from flowmatch.solvers.integrate import solve
@@ -33,6 +33,7 @@ __all__ = [
     "FixedGridSolver",
     "ODESolution",
     "SolverSpec",
+    "StepSizeUnderflow",
     "TimeGrid",
     "VelocityField",
     "make_time_grid",

@@ -11,7 +11,11 @@ from torchdiffeq import odeint
 from flowmatch.errors import FlowmatchError
 from flowmatch.solvers.base import ODESolution, SolverSpec, VelocityField
 
-__all__ = ["AdaptiveSolver", "CountingField"]
+__all__ = ["AdaptiveSolver", "CountingField", "StepSizeUnderflow"]
+
+
+class StepSizeUnderflow(FlowmatchError):
+    """An adaptive solver's step size fell to zero before it reached the end time."""
 
 
 class CountingField:
@@ -79,11 +83,11 @@ class AdaptiveSolver(SolverSpec):
         except AssertionError as exc:  # torchdiffeq's step-size underflow
             if "underflow" not in str(exc):
                 raise
-            raise FlowmatchError(
+            raise StepSizeUnderflow(
                 f"{self.method} could not meet atol={atol:g}, rtol={rtol:g}: its step size "
                 f"underflowed after {counted.calls} evaluations, so the field is too stiff or "
-                "blows up along some trajectory; loosen --atol/--rtol or use a fixed-step "
-                "solver (e.g. --solver rk4 --steps 100)"
+                "blows up along some trajectory; loosen atol/rtol or use a fixed-step solver "
+                "(e.g. rk4 with 100 steps)"
             ) from None
         if not return_trajectory:
             return ODESolution(x=states[-1], nfe=counted.calls)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
-from flowmatch.solvers import SOLVERS, ButcherTableau, rk_integrate, solve
+from flowmatch.solvers import SOLVERS, ButcherTableau, StepSizeUnderflow, rk_integrate, solve
 
 FIXED = [name for name, spec in SOLVERS.items() if not spec.adaptive]
 ADAPTIVE = [name for name, spec in SOLVERS.items() if spec.adaptive]
@@ -283,3 +283,4 @@ def test_an_adaptive_solver_that_cannot_keep_up_fails_in_one_line():
     with pytest.raises(FlowmatchError, match="step size underflowed after") as info:
         solve(lambda t, x: x**2, torch.full((2, 1), 10.0), solver="dopri5")
     assert "\n" not in str(info.value) and "fixed-step" in str(info.value)
+    assert isinstance(info.value, StepSizeUnderflow) and "--" not in str(info.value)
