@@ -11,6 +11,7 @@ the Gaussian source.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = [
     "build_source",
     "dataset_statistics",
     "resolve_source_spec",
+    "standard_normal_log_prob",
 ]
 
 STATS_SAMPLES = 100_000  # draws used to estimate the statistics of a built-in generator
@@ -49,6 +51,19 @@ def _generator(generator: torch.Generator | None) -> torch.Generator:
     if generator is not None:
         return generator
     return torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
+
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log p_0(z) of N(0, I): -(||z||^2 + D log 2 pi) / 2 for z (B, D); returns (B,).
+
+    Example:
+        >>> round(standard_normal_log_prob(torch.zeros(1, 2)).item(), 6)  # -log(2 pi)
+        -1.837877
+    """
+    return -0.5 * (z.square().sum(dim=1) + z.shape[1] * LOG_2PI)
 
 
 class Source(nn.Module):
@@ -107,8 +122,6 @@ class GaussianSource(Source):
         return torch.randn(n, *shape, generator=generator)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        from flowmatch.likelihood import standard_normal_log_prob
-
         return standard_normal_log_prob(z.reshape(z.shape[0], -1))
 
 

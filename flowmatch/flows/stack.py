@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from flowmatch.data.sources import standard_normal_log_prob
 from flowmatch.errors import FlowmatchError
 from flowmatch.flows.affine import ElementwiseAffine
 from flowmatch.flows.planar import PlanarActivation, PlanarLayer
 
 __all__ = ["FlowStack", "planar_stack", "standard_normal_log_prob"]
-
-
-def standard_normal_log_prob(z: Tensor) -> Tensor:
-    """log N(z; 0, I) = -||z||^2 / 2 - (D / 2) log 2π for z (B, D); returns (B,)."""
-    return -0.5 * z.square().sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
 class FlowStack(nn.Module):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from flowmatch.data.sources import standard_normal_log_prob
 from flowmatch.likelihood.divergence import Divergence
 from flowmatch.solvers import solve
 
@@ -37,23 +38,12 @@ __all__ = [
     "standard_normal_log_prob",
 ]
 
-LOG_2PI = math.log(2.0 * math.pi)
 
 FlatField = Callable[[Tensor, Tensor], Tensor]
 """``f(t, x) -> v`` with t a 0-dim tensor and x, v of shape (B, D), rows independent."""
 
 LogDensity = Callable[[Tensor], Tensor]
 """``log_p0(z) -> (B,)`` for z (B, D): the log-density of the source at t = 0."""
-
-
-def standard_normal_log_prob(z: Tensor) -> Tensor:
-    """log p_0(z) of N(0, I): -(||z||^2 + D log 2 pi) / 2 for z (B, D); returns (B,).
-
-    Example:
-        >>> round(standard_normal_log_prob(torch.zeros(1, 2)).item(), 6)  # -log(2 pi)
-        -1.837877
-    """
-    return -0.5 * (z.square().sum(dim=1) + z.shape[1] * LOG_2PI)
 
 
 @dataclass
