@@ -30,7 +30,8 @@ from flowmatch.data import get_dataset
 from flowmatch.evaluation.samples import EvalRow, SolverSetting, evaluate_flow
 from flowmatch.metrics import wasserstein2
 from flowmatch.models import MLPVelocity
-from flowmatch.training.loop import Trainer, data_statistics, resolve_device
+from flowmatch.training.build import build_state, data_statistics, resolve_device
+from flowmatch.training.loop import Trainer
 from flowmatch.training.schedules import lr_factor
 
 SETTINGS = (
@@ -92,7 +93,7 @@ def step_times(cfg: TrainConfig, workdir: Path, chunk: int, rounds: int) -> tupl
     mean, std = data_statistics(dataset)
     record = {"data": {"shape": [2], "mean": mean.tolist(), "std": std.tolist()}}
     workdir.mkdir(parents=True, exist_ok=True)
-    ours = Trainer(cfg, workdir, record, resolve_device("cpu"))
+    ours = Trainer(cfg, workdir, build_state(cfg, record, resolve_device("cpu")))
     hand = HandLoop(cfg, dataset, mean, std)
     ours.run(stop_after=chunk)  # warm up both
     hand.run(chunk)

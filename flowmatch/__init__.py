@@ -3,15 +3,16 @@
 Time convention everywhere: t = 0 is noise N(0, I), t = 1 is data.
 """
 
-__version__ = "0.1.0"
-
+from flowmatch._version import __version__
 from flowmatch.errors import FlowmatchError
+from flowmatch.flows.base import Flow
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import ModelConfig
 from flowmatch.training import TrainConfig, resume, train
 from flowmatch.training.runs import load, load_run
 
 __all__ = [
+    "Flow",
     "FlowModel",
     "FlowmatchError",
     "ModelConfig",

@@ -62,7 +62,7 @@ class _MinibatchOT(Coupling):
             if torch.is_floating_point(cond):
                 raise FlowmatchError(
                     f"the {self.name} coupling pairs within classes and cannot respect "
-                    "continuous conditions (vectors); use --coupling independent"
+                    "continuous conditions (vectors); use the independent coupling"
                 )
             return ClassConditionalOT(self).pair(x0, x1, cond, generator=generator)
         idx = self.partners(x0, x1, generator)  # (B1,)
@@ -72,17 +72,16 @@ class _MinibatchOT(Coupling):
 class ExactOT(_MinibatchOT):
     """Exact minibatch OT on the squared Euclidean cost.
 
-    With as many source as data points and uniform weights, the optimal plans include a
-    vertex of the Birkhoff polytope, a permutation matrix divided by B, so the problem is the
-    linear assignment min_s sum_j ||x0_s(j) - x1_j||^2: x0 is reordered, no point is repeated
-    or dropped, and no randomness is used. The assignment is solved by whichever exact solver
-    is faster at the batch size (measured on 2-D batches, 1 thread): SciPy's shortest
-    augmenting path (``linear_sum_assignment``) below ``ASSIGNMENT_MAX_ROWS`` rows (0.6 ms vs
-    1.7 ms at B = 64, 3.6 ms vs 5.5 ms at 128), POT's network simplex (``ot.emd``) above
-    (22 ms for both at 256, 90 ms vs 146 ms at 512). Since ||x0_i||^2 + ||x1_j||^2 adds the same
-    total to every assignment, the assignment solver minimizes the cheaper cost -<x0_i, x1_j>.
-    With B0 != B1 the plan splits mass and each data point's partner is drawn from its column
-    of the network-simplex plan.
+    With as many source as data points and uniform weights, the optimal plans include a vertex of
+    the Birkhoff polytope, a permutation matrix divided by B, so the problem is the linear
+    assignment min_s sum_j ||x0_s(j) - x1_j||^2: x0 is reordered, no point is repeated or dropped,
+    and no randomness is used. The assignment is solved by whichever exact solver is faster at the
+    batch size (measured on 2-D batches, 1 thread; the times are in docs/benchmarks.md): SciPy's
+    shortest augmenting path (``linear_sum_assignment``) below ``ASSIGNMENT_MAX_ROWS`` rows, POT's
+    network simplex (``ot.emd``) above. Since ||x0_i||^2 + ||x1_j||^2 adds the same total to every
+    assignment, the assignment solver minimizes the cheaper cost -<x0_i, x1_j>. With B0 != B1 the
+    plan splits mass and each data point's partner is drawn from its column of the network-simplex
+    plan.
 
     Example:
         >>> x0 = torch.tensor([[0.0], [10.0]])

@@ -58,7 +58,7 @@ class LogitTransform:
                 f"a logit transform needs a finite range low < high, got ({self.low}, {self.high})"
             )
         if not 0 < self.alpha < 0.5:
-            raise FlowmatchError(f"--logit must be in (0, 0.5) (0 turns it off), got {self.alpha}")
+            raise FlowmatchError(f"the logit alpha must be in (0, 0.5), got {self.alpha}")
 
     def _p(self, x: Tensor) -> Tensor:
         return self.alpha + (1 - 2 * self.alpha) * (x - self.low) / (self.high - self.low)

@@ -101,7 +101,7 @@ class Source(nn.Module):
         if not self.has_density:
             raise FlowmatchError(
                 f"the source '{self.spec}' is a data set without a closed-form density, so "
-                "log-densities are undefined; train with --source gaussian to get log_prob"
+                "log-densities are undefined; train with the gaussian source to get log_prob"
             )
 
 
@@ -189,7 +189,7 @@ def build_source(spec: str, shape: tuple[int, ...], *, standardize: bool = True)
     """
     if not isinstance(spec, str) or not spec:
         raise FlowmatchError(
-            f"--source must be 'gaussian', a data set name or a file, got {spec!r}"
+            f"a source must be 'gaussian', a data set name or a file, got {spec!r}"
         )
     if spec in SOURCES:
         return SOURCES[spec]()
@@ -197,12 +197,12 @@ def build_source(spec: str, shape: tuple[int, ...], *, standardize: bool = True)
         dataset = get_dataset(spec)
     except FlowmatchError as exc:
         raise FlowmatchError(
-            f"--source {spec!r} is neither 'gaussian' nor a data set ({exc})"
+            f"the source {spec!r} is neither 'gaussian' nor a data set ({exc})"
         ) from None
     dim = int(torch.tensor(shape).prod())
     if dataset.dim != dim:
         raise FlowmatchError(
-            f"--source {spec!r} has {dataset.dim} features per sample but the data has {dim}; "
+            f"the source {spec!r} has {dataset.dim} features per sample but the data has {dim}; "
             "a flow maps between spaces of one dimension"
         )
     mean, std = dataset_statistics(dataset)

@@ -36,8 +36,8 @@ def reference_classifier(
     It is fit on the training split only (see
     :func:`~flowmatch.metrics.classifier.fit_classifier`) and saved as safetensors under a
     name that hashes the data set, its size and the training settings, so a change to any of
-    them trains a new one. Training took 46 s for the digits and 7 minutes for Fashion-MNIST
-    on one CPU thread (shared machine); held-out accuracy 0.981 and 0.887.
+    them trains a new one. Its training time and held-out accuracy on each set are in
+    docs/benchmarks.md.
 
     Args:
         dataset: a labelled image set.

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from flowmatch.flows.continuous import FlowModel
 from flowmatch.metrics.classifier import ImageClassifier, classify
 from flowmatch.metrics.frechet import frechet_distance
 
@@ -114,7 +115,7 @@ def real_data_quality(
 
 
 def evaluate_class_conditional(
-    flow,
+    flow: FlowModel,
     dataset,
     net: ImageClassifier,
     *,
@@ -156,7 +157,7 @@ def evaluate_class_conditional(
             start, parts, nfe = time.perf_counter(), [], 0
             for b in range(0, n, batch_size):
                 c = labels[b : b + batch_size]
-                sol = flow.sample_trajectory(
+                sol = flow.trajectory(
                     c.shape[0], cond=c, guidance=w, solver=solver, steps=steps,
                     generator=g, return_trajectory=False,
                 )  # fmt: skip

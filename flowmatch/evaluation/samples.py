@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from flowmatch.flows.base import Flow
+from flowmatch.flows.continuous import FlowModel
 from flowmatch.metrics import mmd, wasserstein2
 
 __all__ = [
@@ -75,7 +78,7 @@ class EvalRow:
 
 
 def evaluate_flow(
-    flow,
+    flow: Flow,
     reference: Tensor,
     *,
     settings: tuple[SolverSetting, ...] = DEFAULT_SETTINGS,
@@ -91,19 +94,20 @@ def evaluate_flow(
 
     The same noise seed is used for every setting, so differences come from the solver alone.
     Fixed-grid solvers step on the named ``time_grid`` (see
-    :data:`~flowmatch.solvers.TIME_GRIDS`).
+    :data:`~flowmatch.solvers.TIME_GRIDS`). A flow without an ODE
+    (``flow.integrates_ode`` false) gives one row, labelled "layers".
     """
     from flowmatch.solvers import SOLVERS
 
     n = reference.shape[0]
     ref = reference.reshape(n, -1).cpu()
-    if getattr(flow, "discrete", False):  # layers, no ODE: one row, labelled "layers"
+    if not flow.integrates_ode:
         settings = (SolverSetting("layers"),)
     rows = []
     for s in settings:
         adaptive = s.solver not in SOLVERS or SOLVERS[s.solver].adaptive
         t0 = time.perf_counter()
-        sol = flow.sample_trajectory(
+        sol = flow.trajectory(
             n,
             seed=seed,
             return_trajectory=False,
@@ -137,7 +141,7 @@ def evaluate_flow(
 
 
 def solver_options(
-    flow,
+    flow: Flow,
     solver: str,
     steps: int,
     time_grid: str = "uniform",
@@ -145,12 +149,12 @@ def solver_options(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     backward: bool = False,
-) -> dict:
-    """Keyword arguments of ``flow.sample_trajectory`` / ``invert`` for a solver and time grid.
+) -> dict[str, Any]:
+    """Keyword arguments of ``flow.trajectory`` / ``invert`` for a solver and time grid.
 
-    A non-uniform grid is built for fixed-grid ODE solvers only (a model-fitted grid from
-    :data:`GRID_FIT_POINTS` source draws of a fixed seed); ``backward`` reverses it for
-    ``invert`` (t from 1 to 0).
+    Empty for a flow without an ODE (``flow.integrates_ode`` false). A non-uniform grid is
+    built for fixed-grid ODE solvers only (a model-fitted grid from :data:`GRID_FIT_POINTS`
+    source draws of a fixed seed); ``backward`` reverses it for ``invert`` (t from 1 to 0).
     """
     from flowmatch.errors import FlowmatchError
     from flowmatch.solvers import SOLVERS, TIME_GRIDS, make_time_grid
@@ -159,7 +163,9 @@ def solver_options(
         raise FlowmatchError(
             f"unknown time grid '{time_grid}'; choose one of: {', '.join(TIME_GRIDS)}"
         )
-    opts: dict = {"solver": solver, "steps": steps, "atol": atol, "rtol": rtol}
+    if not flow.integrates_ode:
+        return {}
+    opts: dict[str, Any] = {"solver": solver, "steps": steps, "atol": atol, "rtol": rtol}
     if solver not in SOLVERS or SOLVERS[solver].adaptive or time_grid == "uniform":
         return opts
     x0 = flow.noise(GRID_FIT_POINTS, torch.Generator().manual_seed(12345))
@@ -169,7 +175,7 @@ def solver_options(
 
 
 def w2_nfe_curve(
-    flow,
+    flow: Flow,
     reference: Tensor,
     *,
     solver: str = "euler",
@@ -208,7 +214,7 @@ def recommend_steps(
     return None
 
 
-def flow_path_statistics(flow, reference: Tensor, *, seed: int = 0) -> dict:
+def flow_path_statistics(flow: FlowModel, reference: Tensor, *, seed: int = 0) -> dict:
     """Straightness and normalized path energy of a flow's trajectories (rk4, 25 steps).
 
     Computed in the network's standardized units, where the ODE is solved (and where a

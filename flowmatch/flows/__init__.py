@@ -12,6 +12,7 @@ Example:
 """
 
 from flowmatch.flows.affine import ElementwiseAffine
+from flowmatch.flows.base import ODE_OPTIONS, Flow
 from flowmatch.flows.discrete import DiscreteFlowModel
 from flowmatch.flows.monotone import solve_increasing
 from flowmatch.flows.planar import (
@@ -30,10 +31,12 @@ from flowmatch.flows.variational import (
 )
 
 __all__ = [
+    "ODE_OPTIONS",
     "PLANAR_ACTIVATIONS",
     "DiscreteFlowModel",
     "ElementwiseAffine",
     "EnergyFitReport",
+    "Flow",
     "FlowStack",
     "LeakyReLU",
     "PlanarActivation",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import GaussianSource, Source
-from flowmatch.errors import FlowmatchError, check_points
+from flowmatch.errors import FlowmatchError, check_int, check_points
+from flowmatch.flows.base import Flow, make_generator
 from flowmatch.likelihood import LogProbResult, log_prob, make_divergence, sample_log_prob
 from flowmatch.models import VelocityModel, guided_field
 from flowmatch.solvers import ODESolution, solve
@@ -17,14 +20,7 @@ from flowmatch.solvers import ODESolution, solve
 __all__ = ["FlowModel"]
 
 
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
-    """The generator given, else a new one seeded with ``seed`` (None: not reproducible)."""
-    if generator is not None or seed is None:
-        return generator
-    return torch.Generator().manual_seed(seed)
-
-
-class FlowModel(nn.Module):
+class FlowModel(Flow):
     """A continuous flow: dx/dt = v(x, t) carries the source p0 at t = 0 to the data at t = 1.
 
     The velocity network works on standardized data z = (x - mean) / std; this object converts
@@ -38,6 +34,10 @@ class FlowModel(nn.Module):
     A conditional network samples p(x | c) given ``cond`` (class labels or condition
     vectors), the unconditional p(x) with ``cond=None`` (its learned null condition), and with
     ``guidance=w`` the classifier-free guided field v_u + w (v_c - v_u).
+
+    It is a :class:`~flowmatch.flows.base.Flow` with ``integrates_ode = True``: every method
+    also takes the ODE options (``solver``, ``steps``, ``time_grid``, ``atol``, ``rtol``, and
+    for densities ``divergence``, ``probes``, ``probe``).
 
     Args:
         velocity: the velocity network v(x_t, t, c).
@@ -56,6 +56,8 @@ class FlowModel(nn.Module):
         torch.Size([4, 2])
     """
 
+    integrates_ode: ClassVar[bool] = True
+
     def __init__(
         self,
         velocity: VelocityModel,
@@ -73,14 +75,12 @@ class FlowModel(nn.Module):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of one sample, that of the velocity network."""
         return tuple(self.velocity.shape)
 
     @property
-    def dim(self) -> int:
-        return int(torch.tensor(self.shape).prod())
-
-    @property
     def device(self) -> torch.device:
+        """The device of the buffers (and, once moved with the module, the network)."""
         return self.data_mean.device
 
     # -- units ------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class FlowModel(nn.Module):
             return guided_field(self.velocity, cond, guidance)
         return lambda t, z: self.velocity(z, t, cond)
 
-    def check_condition(self, cond, n: int) -> Tensor | None:
+    def check_condition(self, cond: Tensor | int | None, n: int) -> Tensor | None:
         """Validate conditions for n samples (labels, vectors, or one for all).
 
         See :meth:`~flowmatch.models.VelocityModel.check_condition`.
@@ -135,8 +135,9 @@ class FlowModel(nn.Module):
         return lambda t, z: self.velocity(z.reshape(-1, *shape), t, cond).reshape(z.shape[0], -1)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw n samples of the source (N(0, I) by default), standardized, (n, *shape)."""
-        return self.source.sample(n, self.shape, generator).to(self.device)
+        """Draw n samples of the source (N(0, I) by default), standardized, (n, *shape), in the
+        flow's device and dtype."""
+        return self.source.sample(n, self.shape, generator).to(self.data_mean)
 
     def transport(
         self,
@@ -148,81 +149,132 @@ class FlowModel(nn.Module):
         guidance: float | None = None,
         solver: str = "midpoint",
         steps: int = 50,
-        **solver_options,
+        **solve_options: Any,
     ) -> ODESolution:
-        """Integrate dz/dt = v(z, t, c) from t0 to t1 in standardized units."""
-        f = self.field(cond, guidance)
-        return solve(f, z, t0, t1, solver=solver, steps=steps, **solver_options)
+        """Integrate dz/dt = v(z, t, c) from t0 to t1 in standardized units.
 
+        ``solve_options`` (``time_grid``, ``atol``, ``rtol``, ``return_trajectory``,
+        ``trajectory_times``) go to :func:`~flowmatch.solvers.solve`.
+        """
+        f = self.field(cond, guidance)
+        return solve(f, z, t0, t1, solver=solver, steps=steps, **solve_options)
+
+    # -- noise to data --------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_trajectory(
+    def trajectory(
         self,
         n: int,
         *,
-        solver: str = "midpoint",
-        steps: int = 50,
         seed: int | None = None,
         generator: torch.Generator | None = None,
         cond: Tensor | int | None = None,
-        guidance: float | None = None,
         return_trajectory: bool = True,
-        **solver_options,
+        guidance: float | None = None,
+        solver: str = "midpoint",
+        steps: int = 50,
+        time_grid: Tensor | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
+        trajectory_times: Tensor | None = None,
     ) -> ODESolution:
-        """Sample n points by integrating from noise (t = 0) to data (t = 1).
+        """Sample n points by integrating dx/dt = v(x, t, c) from noise (t = 0) to data (t = 1).
 
         ``cond`` is one condition per sample, or a single one for all (a class label, a
         vector); None samples the unconditional model. ``guidance=w`` samples with the guided
         field v_u + w (v_c - v_u); each function evaluation then costs two network calls
         (one batched call of 2n), while the NFE counts function evaluations.
 
-        Returns the solver's result with ``x`` (and ``trajectory``) in data units and the NFE.
+        Args:
+            n: the number of samples.
+            seed: seed of the noise when no generator is given (None: not reproducible).
+            generator: source of the noise.
+            cond: the condition, one per sample or one for all.
+            return_trajectory: record the states along the way.
+            guidance: the classifier-free guidance weight w, or None.
+            solver: an ODE solver name (see :data:`~flowmatch.solvers.SOLVERS`).
+            steps: steps of a fixed-grid solver.
+            time_grid: (T,) step times of a fixed-grid solver from 0 to 1, instead of ``steps``.
+            atol: absolute tolerance of an adaptive solver.
+            rtol: relative tolerance of an adaptive solver.
+            trajectory_times: (T,) times at which an adaptive solver records the states.
+
+        Returns:
+            The solver's result with ``x`` (n, *shape) (and ``trajectory`` (T, n, *shape)) in
+            data units, ``ts`` and the NFE.
         """
-        if n < 1:
-            raise FlowmatchError(f"the number of samples must be >= 1, got {n}")
+        check_int(n, "the number of samples")
         cond = self.check_condition(cond, n)
-        generator = _generator(seed, generator)
         sol = self.transport(
-            self.noise(n, generator),
+            self.noise(n, make_generator(seed, generator)),
             0.0,
             1.0,
             cond=cond,
             guidance=guidance,
             solver=solver,
             steps=steps,
+            time_grid=time_grid,
+            atol=atol,
+            rtol=rtol,
             return_trajectory=return_trajectory,
-            **solver_options,
+            trajectory_times=trajectory_times,
         )
         traj = None if sol.trajectory is None else self.unstandardize(sol.trajectory)
         return ODESolution(x=self.unstandardize(sol.x), nfe=sol.nfe, ts=sol.ts, trajectory=traj)
 
     def sample(
-        self, n: int, *, return_log_prob: bool = False, **kwargs
-    ) -> Tensor | tuple[Tensor, Tensor]:
-        """Draw n samples (n, *shape) in data units; see :meth:`sample_trajectory` for options.
-
-        With ``return_log_prob=True`` returns ``(x, log_prob)``, the samples and their
-        log-densities (n,) in nats from the same solve; see :meth:`sample_with_log_prob` for
-        the options (divergence, probes) and the standard errors.
-        """
-        if return_log_prob:
-            result = self.sample_with_log_prob(n, **kwargs)
-            return result.x, result.log_prob
-        return self.sample_trajectory(n, return_trajectory=False, **kwargs).x
-
-    @torch.no_grad()
-    def sample_with_log_prob(
         self,
         n: int,
         *,
-        solver: str = "midpoint",
-        steps: int = 50,
         seed: int | None = None,
         generator: torch.Generator | None = None,
-        cond: Tensor | None = None,
+        cond: Tensor | int | None = None,
+        guidance: float | None = None,
+        solver: str = "midpoint",
+        steps: int = 50,
+        time_grid: Tensor | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
+        **deprecated: Any,
+    ) -> Tensor:
+        """Draw n samples (n, *shape) in data units; see :meth:`trajectory` for the options.
+
+        ``return_log_prob=True`` (deprecated: use :meth:`sample_and_log_prob`) still returns
+        the pair ``(x, log_prob)`` for one release, and then takes that method's options.
+        """
+        options = {"seed": seed, "generator": generator, "cond": cond, "solver": solver}
+        options |= {"steps": steps, "time_grid": time_grid, "atol": atol, "rtol": rtol}
+        if deprecated.pop("return_log_prob", False):
+            warnings.warn(
+                "FlowModel.sample(..., return_log_prob=True) is deprecated and will be removed "
+                "in the next release; use FlowModel.sample_and_log_prob, which returns a "
+                "LogProbResult",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if guidance is not None:
+                raise FlowmatchError("log-densities of a guided field are not available")
+            r = self.sample_and_log_prob(n, **options, **deprecated)
+            return r.x, r.log_prob  # type: ignore[return-value]  # the deprecated pair
+        if deprecated:
+            raise TypeError(f"sample() got unexpected keyword arguments {sorted(deprecated)}")
+        return self.trajectory(n, **options, guidance=guidance, return_trajectory=False).x
+
+    @torch.no_grad()
+    def sample_and_log_prob(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        cond: Tensor | int | None = None,
+        solver: str = "midpoint",
+        steps: int = 50,
+        time_grid: Tensor | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
         divergence: str = "auto",
         probes: int = 4,
         probe: str = "rademacher",
-        **solver_options,
     ) -> LogProbResult:
         """Sample n points and their log-densities in one pass from noise (t = 0) to data.
 
@@ -234,25 +286,26 @@ class FlowModel(nn.Module):
 
         Args:
             n: the number of samples.
-            solver: an ODE solver name.
-            steps: steps of a fixed-grid solver.
             seed: seed of the noise (and probes) when no generator is given.
             generator: source of the noise and probes.
-            cond: condition of a conditional model, (n, ...).
+            cond: condition of a conditional model, (n, ...) or one for all.
+            solver: an ODE solver name.
+            steps: steps of a fixed-grid solver.
+            time_grid: (T,) step times of a fixed-grid solver from 0 to 1, instead of ``steps``.
+            atol: absolute tolerance of an adaptive solver.
+            rtol: relative tolerance of an adaptive solver.
             divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
             probes: Hutchinson probes per sample, k.
             probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
-            solver_options: ``atol``, ``rtol`` or ``time_grid`` of the solver.
 
         Returns:
             A :class:`~flowmatch.likelihood.LogProbResult` with ``x`` the (n, *shape) samples
             in data units and ``log_prob`` (n,) in nats in data units.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise FlowmatchError(f"the number of samples must be an integer >= 1, got {n!r}")
+        n = check_int(n, "the number of samples")
         self.source.check_density()
         cond = self.check_condition(cond, n)
-        generator = _generator(seed, generator)
+        generator = make_generator(seed, generator)
         z0 = self.noise(n, generator).reshape(n, -1).to(self.data_mean.dtype)  # (n, D)
         div = make_divergence(
             divergence, z0, probes=probes, distribution=probe, generator=generator
@@ -264,36 +317,69 @@ class FlowModel(nn.Module):
             log_p0=self.source.log_prob,
             solver=solver,
             steps=steps,
-            **solver_options,
+            time_grid=time_grid,
+            atol=atol,
+            rtol=rtol,
         )
         x = self.unstandardize(r.x.reshape(n, *self.shape))
         r.x, r.log_prob = x, r.log_prob + self.log_abs_det_to_z(x)
         return r
 
-    def log_prob(self, x: Tensor, **kwargs) -> Tensor:
+    # -- data to noise --------------------------------------------------------------------------
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        cond: Tensor | None = None,
+        solver: str = "dopri5",
+        steps: int = 50,
+        time_grid: Tensor | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
+        divergence: str = "auto",
+        probes: int = 4,
+        probe: str = "rademacher",
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+    ) -> Tensor:
         """log p(x) in nats, in data units, of points x (N, *shape); returns (N,).
 
         See :meth:`log_prob_with_stats` for the options and the standard errors.
         """
-        return self.log_prob_with_stats(x, **kwargs).log_prob
+        return self.log_prob_with_stats(
+            x,
+            cond=cond,
+            solver=solver,
+            steps=steps,
+            time_grid=time_grid,
+            atol=atol,
+            rtol=rtol,
+            divergence=divergence,
+            probes=probes,
+            probe=probe,
+            seed=seed,
+            generator=generator,
+            batch_size=batch_size,
+        ).log_prob
 
     @torch.no_grad()
     def log_prob_with_stats(
         self,
         x: Tensor,
         *,
-        solver: str = "dopri5",
-        steps: int = 50,
-        divergence: str = "auto",
-        probes: int = 4,
-        probe: str = "rademacher",
         seed: int | None = 0,
         generator: torch.Generator | None = None,
         cond: Tensor | None = None,
         batch_size: int | None = None,
+        solver: str = "dopri5",
+        steps: int = 50,
+        time_grid: Tensor | None = None,
         atol: float = 1e-5,
         rtol: float = 1e-5,
-        **solver_options,
+        divergence: str = "auto",
+        probes: int = 4,
+        probe: str = "rademacher",
     ) -> LogProbResult:
         """Log-densities of data by integrating (x, int div v dt) from t = 1 back to t = 0.
 
@@ -306,19 +392,19 @@ class FlowModel(nn.Module):
 
         Args:
             x: (N, *shape) or (N, D) points in data units.
-            solver: an ODE solver name; the adaptive default keeps the solver's error well
-                below the model's.
-            steps: steps of a fixed-grid solver.
-            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
-            probes: Hutchinson probes per point, k (>= 2 to get a standard error).
-            probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
             seed: seed of the probes when no generator is given (None: not reproducible).
             generator: source of the probes.
             cond: condition of a conditional model, (N, ...).
             batch_size: points per solve (all at once if None), to bound memory.
+            solver: an ODE solver name; the adaptive default keeps the solver's error well
+                below the model's.
+            steps: steps of a fixed-grid solver.
+            time_grid: (T,) step times of a fixed-grid solver from 1 to 0, instead of ``steps``.
             atol: absolute tolerance of an adaptive solver.
             rtol: relative tolerance of an adaptive solver.
-            solver_options: ``time_grid`` of a fixed-grid solver.
+            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
+            probes: Hutchinson probes per point, k (>= 2 to get a standard error).
+            probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
 
         Returns:
             A :class:`~flowmatch.likelihood.LogProbResult`: ``log_prob`` (N,), ``stderr`` (N,)
@@ -335,11 +421,9 @@ class FlowModel(nn.Module):
         x = x.reshape(x.shape[0], -1).to(self.device, self.data_mean.dtype)  # (N, D)
         n = x.shape[0]
         cond = self.check_condition(cond, n)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise FlowmatchError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        generator = _generator(seed, generator)
+        if batch_size is not None:
+            check_int(batch_size, "batch_size")
+        generator = make_generator(seed, generator)
         if self.logit is not None:
             self.logit.check_inside(x)
         z1 = self.standardize(x.reshape(n, *self.shape)).reshape(n, -1)  # (N, D)
@@ -359,9 +443,9 @@ class FlowModel(nn.Module):
                     log_p0=self.source.log_prob,
                     solver=solver,
                     steps=steps,
+                    time_grid=time_grid,
                     atol=atol,
                     rtol=rtol,
-                    **solver_options,
                 )
             )
         errors = [p.stderr for p in parts]
@@ -378,18 +462,29 @@ class FlowModel(nn.Module):
         self,
         x: Tensor,
         *,
+        cond: Tensor | None = None,
         solver: str = "midpoint",
         steps: int = 50,
-        cond: Tensor | None = None,
-        **solver_options,
+        time_grid: Tensor | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
     ) -> Tensor:
         """Map data x (N, *shape) back to its source point x_0 by integrating from t = 1 to 0.
 
-        Returns N(0, I) noise for the default source, else points in the source's units.
+        Returns N(0, I) noise for the default source, else points in the source's units. A
+        ``time_grid`` runs from 1 to 0.
         """
         x = check_points(x.to(self.device), "data", dim=self.dim).reshape(-1, *self.shape)
         cond = self.check_condition(cond, x.shape[0])
         sol = self.transport(
-            self.standardize(x), 1.0, 0.0, cond=cond, solver=solver, steps=steps, **solver_options
+            self.standardize(x),
+            1.0,
+            0.0,
+            cond=cond,
+            solver=solver,
+            steps=steps,
+            time_grid=time_grid,
+            atol=atol,
+            rtol=rtol,
         )
         return self.source.unstandardize(sol.x)

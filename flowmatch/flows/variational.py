@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from flowmatch.flows.base import Flow
+from flowmatch.flows.discrete import DiscreteFlowModel
+
 __all__ = [
     "EnergyFitReport",
     "box_grid",
@@ -37,20 +40,23 @@ Box = tuple[float, float, float, float]
 
 
 def reverse_kl_loss(
-    q, energy: Callable[[Tensor], Tensor], n: int, generator: torch.Generator | None = None
+    q: DiscreteFlowModel,
+    energy: Callable[[Tensor], Tensor],
+    n: int,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """The Monte Carlo free energy F = mean_i [log q(x_i) + U(x_i)], x_i ~ q; a scalar.
 
     Unbiased for E_q[log q + U] = KL(q || p) - log Z, with reparametrized gradients.
 
     Args:
-        q: a flow with ``sample_and_log_prob(n, generator) -> (x (n, D), log q (n,))``.
+        q: a discrete flow, whose ``rsample_and_log_prob`` draws are reparametrized.
         energy: U, (n, D) -> (n,).
         n: the number of draws.
         generator: their randomness.
     """
-    x, log_q = q.sample_and_log_prob(n, generator)
-    return (log_q + energy(x)).mean()
+    r = q.rsample_and_log_prob(n, generator)
+    return (r.log_prob + energy(r.x)).mean()
 
 
 def effective_sample_size(log_w: Tensor) -> float:
@@ -150,7 +156,7 @@ class EnergyFitReport:
 
 
 def evaluate_energy_fit(
-    q,
+    q: Flow,
     energy: Callable[[Tensor], Tensor],
     box: Box,
     *,
@@ -162,7 +168,7 @@ def evaluate_energy_fit(
     """Score a flow q against the target p_B ∝ exp(-U) 1_B on a 2-D box; see the report.
 
     Args:
-        q: a flow with ``sample_and_log_prob(n, generator)`` and ``log_prob(x)``.
+        q: a flow over 2-D points (its default options give its densities).
         energy: U, (N, 2) -> (N,).
         box: B = (z1 min, z1 max, z2 min, z2 max).
         name: the energy's name for the report.
@@ -175,8 +181,8 @@ def evaluate_energy_fit(
     """
     log_z = grid_log_normalizer(energy, box, grid)
     with torch.no_grad():
-        x, log_q = q.sample_and_log_prob(n, generator)
-        x, log_q = x.double(), log_q.double()
+        r = q.sample_and_log_prob(n, generator=generator)
+        x, log_q = r.x.double(), r.log_prob.double()
         lo, hi = x.new_tensor(box[0::2]), x.new_tensor(box[1::2])
         inside = ((x >= lo) & (x <= hi)).all(dim=1)  # (n,)
         u = _batched(energy, x)

@@ -55,7 +55,7 @@ def mmd(
     median is 0), which makes the value invariant to rescaling both sets; pass fixed
     ``bandwidths`` to compare values across runs. The estimate is symmetric in x and y.
     It is computed in float64 on the CPU in chunks of kernel rows, so memory stays
-    O(``max_points``) per row; n = 5000 takes about 5 s. Samples of shape (N, ...) are
+    O(``max_points``) per row. Samples of shape (N, ...) are
     flattened to (N, D).
 
     Args:

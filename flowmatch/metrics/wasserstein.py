@@ -22,7 +22,8 @@ def wasserstein2(x: Tensor, y: Tensor) -> float:
 
     W2(x, y)^2 = min_P sum_ij P_ij |x_i - y_j|^2 over couplings P with row sums 1/N and
     column sums 1/M, solved exactly as a linear program in float64 on the CPU (O(N M) memory,
-    about 10 s for N = M = 5000). Samples of shape (N, ...) are flattened to (N, D).
+    roughly cubic time: keep N and M to a few thousand). Samples of shape (N, ...) are
+    flattened to (N, D).
 
     Args:
         x: (N, ...) first set, finite.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flowmatch.models.base import VelocityModel, broadcast_time
 from flowmatch.models.conditioning import (
@@ -47,31 +47,56 @@ __all__ = [
 class ModelConfig:
     """Architecture of a velocity network; saved with every run."""
 
-    name: str = "mlp"
-    width: int = 256
-    depth: int = 3
-    activation: str = "silu"
-    time_embed_dim: int = 32
+    name: str = field(default="mlp", metadata={"help": "velocity network"})
+    width: int = field(default=256, metadata={"help": "hidden units per layer"})
+    depth: int = field(default=3, metadata={"help": "hidden layers"})
+    activation: str = field(default="silu", metadata={"help": "activation function"})
+    time_embed_dim: int = field(default=32, metadata={"help": "size of the time embedding"})
     # the largest angular frequency of the time embedding; high ones let v vary fast in t,
     # which fixed-step and adaptive solvers must then resolve (see benchmarks/bench_likelihood)
-    time_max_freq: float = 1000.0
+    time_max_freq: float = field(
+        default=1000.0,
+        metadata={
+            "help": "largest angular frequency of the time embedding (lower: v smoother in t)"
+        },
+    )
     # random Fourier features of x for the mlp (0: none) and their frequencies' std
-    input_features: int = 0
-    input_scale: float = 1.0
+    input_features: int = field(
+        default=0,
+        metadata={
+            "help": "random Fourier features of x fed to the mlp (0: none; for sharp "
+            "low-dimensional densities)"
+        },
+    )
+    input_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "std of the Fourier features' angular frequencies, in standardized units"
+        },
+    )
     # conditioning: filled in from the data by training (0 = unconditional)
-    num_classes: int = 0
-    cond_dim: int = 0
-    cond_embed_dim: int = 64
+    num_classes: int = field(
+        default=0,
+        metadata={"help": "classes K of a class-conditional model (0: from the data's labels)"},
+    )
+    cond_dim: int = field(
+        default=0, metadata={"help": "size of condition vectors (0: from the data's conditions)"}
+    )
+    cond_embed_dim: int = field(
+        default=64, metadata={"help": "size of the condition embedding of the mlp model"}
+    )
     # unet
-    channels: int = 32
-    levels: int = 2
+    channels: int = field(
+        default=32, metadata={"help": "channels at full resolution (--model unet)"}
+    )
+    levels: int = field(default=2, metadata={"help": "downsampling levels (--model unet)"})
 
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
     if len(shape) != 1:
         raise ValueError(
             f"the mlp model takes vectors (D,), got samples of shape {shape}; "
-            "use --model unet for images"
+            "use the unet model for images"
         )
     return MLPVelocity(
         shape[0],

@@ -83,8 +83,7 @@ class VelocityModel(nn.Module):
             return None
         if self.condition is None:
             raise FlowmatchError(
-                "this model was trained without a condition; drop the condition (--class, "
-                "--cond, cond=...)"
+                "this model was trained without a condition; sample it without one"
             )
         c = self.condition.check(cond, n)
         param = next(self.parameters(), None)

@@ -86,8 +86,7 @@ def guided_field(
     """The right-hand side f(t, x) = v_w(x, t, c) for the ODE solvers."""
     if cond is None:
         raise FlowmatchError(
-            "guidance needs a condition to guide towards; pass a class (--class) or a "
-            "condition vector (--cond)"
+            "guidance needs a condition to guide towards; pass a class label or a condition vector"
         )
     scale = check_guidance(scale)
     return lambda t, x: guided_velocity(model, x, t, cond, scale)

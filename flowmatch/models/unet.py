@@ -99,7 +99,7 @@ class UNetVelocity(VelocityModel):
         if len(shape) != 3:
             raise ValueError(
                 f"the unet model takes images (C, H, W), got samples of shape {tuple(shape)}; "
-                "use --model mlp for vectors"
+                "use the mlp model for vectors"
             )
         c_img, h, w = shape
         if channels < 1 or levels < 0:
@@ -107,7 +107,7 @@ class UNetVelocity(VelocityModel):
         if h % 2**levels or w % 2**levels:
             raise ValueError(
                 f"unet with {levels} levels needs height and width divisible by {2**levels}, "
-                f"got {h}x{w}; lower --levels"
+                f"got {h}x{w}; use fewer levels"
             )
         self.shape = tuple(shape)
         emb = 4 * channels

@@ -1,11 +1,4 @@
-"""The run folder: a JSON record of the run and an atomic, weights-only checkpoint.
-
-A run folder holds
-  config.json             format tag, version, time convention, resolved config, data statistics
-  checkpoint.safetensors  model and EMA weights, optimizer state, RNG state; step in the metadata
-  metrics.jsonl           one JSON object per logged step
-Loading reads JSON and safetensors only, so it never executes code.
-"""
+"""The run folder: a JSON record of the run and an atomic, weights-only checkpoint."""
 
 from __future__ import annotations
 
@@ -57,8 +50,15 @@ def check_new_run_dir(run_dir: Path) -> None:
 
 
 def write_run_record(run_dir: Path, record: dict[str, Any]) -> None:
-    """Write config.json with the format tag, version and time convention added."""
-    from flowmatch import __version__
+    """Write config.json with the format tag, version and time convention added.
+
+    A run folder holds
+      config.json             format tag, version, time convention, resolved config, data stats
+      checkpoint.safetensors  weights, EMA, optimizer and generator states (see
+                              :class:`~flowmatch.training.state.TrainState`); step in the metadata
+      metrics.jsonl           one JSON object per logged step
+    Loading reads JSON and safetensors only, so it never executes code."""
+    from flowmatch._version import __version__
 
     full = {
         "format": RUN_FORMAT,

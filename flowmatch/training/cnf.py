@@ -1,10 +1,4 @@
-"""Maximum likelihood through the ODE: the ``cnf`` training method.
-
-The same velocity networks as flow matching are fitted by maximizing the exact (or
-Hutchinson-estimated) log-likelihood of the data, computed by integrating the augmented state
-(x, int div v dt) from the data (t = 1) back to the noise (t = 0) and backpropagating through
-the solver's steps.
-"""
+"""Maximum likelihood through the ODE: the ``cnf`` training method."""
 
 from __future__ import annotations
 
@@ -16,6 +10,7 @@ from flowmatch.flows.continuous import FlowModel
 from flowmatch.likelihood import log_prob, make_divergence
 from flowmatch.models import build_model
 from flowmatch.solvers import SOLVERS
+from flowmatch.training.batches import Batch
 from flowmatch.training.config import TrainConfig
 
 __all__ = ["ContinuousNormalizingFlow", "jittered_grid"]
@@ -52,6 +47,11 @@ def jittered_grid(steps: int, generator: torch.Generator | None) -> Tensor:
 class ContinuousNormalizingFlow:
     """Fit v by maximum likelihood through the ODE, with optional kinetic-energy regularization.
 
+    The same velocity networks as flow matching are fitted by maximizing the exact (or
+    Hutchinson-estimated) log-likelihood of the data, computed by integrating the augmented
+    state (x, int div v dt) from the data (t = 1) back to the noise (t = 0) and
+    backpropagating through the solver's steps.
+
     For a batch of standardized data x (B, D) the loss is, in nats per dimension,
 
         L = (1 / D) mean_b [ -log p(x_b) + lambda int_0^1 ||v_t(x_t)||^2 dt ],
@@ -62,7 +62,11 @@ class ContinuousNormalizingFlow:
     digits). The divergence is exact or Hutchinson's (``--cnf-divergence``, probes drawn from
     the training generator, fixed along each trajectory); the ODE is solved by
     ``--cnf-solver`` on ``--cnf-steps`` steps, whose inner nodes are jittered each step
-    (``--cnf-jitter``), or adaptively with ``--cnf-atol`` / ``--cnf-rtol``.
+    (``--cnf-jitter``, drawn after the probes), or adaptively with ``--cnf-atol`` /
+    ``--cnf-rtol``.
+
+    Args:
+        cfg: the run's configuration (the ``cnf_*`` options and the model).
 
     References:
         Chen et al., "Neural Ordinary Differential Equations" (2018); Grathwohl et al.,
@@ -72,10 +76,13 @@ class ContinuousNormalizingFlow:
     """
 
     supports_condition = False
+    coupled = False
 
-    def build(
-        self, cfg: TrainConfig, shape: tuple[int, ...], mean: Tensor, std: Tensor
-    ) -> FlowModel:
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
+        self.cfg = cfg or TrainConfig(method="cnf")
+
+    def build(self, shape: tuple[int, ...], mean: Tensor, std: Tensor) -> FlowModel:
+        cfg = self.cfg
         ignored = [flag for flag, name, default in _PATH_ONLY if getattr(cfg, name) != default]
         if ignored:
             raise FlowmatchError(
@@ -84,9 +91,8 @@ class ContinuousNormalizingFlow:
             )
         return FlowModel(build_model(cfg.model, shape), mean, std)
 
-    def loss(
-        self, model: FlowModel, x1: Tensor, generator: torch.Generator, cfg: TrainConfig
-    ) -> Tensor:
+    def loss(self, model: FlowModel, batch: Batch, generator: torch.Generator) -> Tensor:
+        cfg, x1 = self.cfg, batch.x1
         z1 = x1.reshape(x1.shape[0], -1)  # (B, D), standardized
         d = z1.shape[1]
         div = make_divergence(

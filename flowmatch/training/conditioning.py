@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flowmatch.data import Dataset
 from flowmatch.data.conditions import ConditionSpec
 from flowmatch.errors import FlowmatchError
@@ -10,21 +12,24 @@ from flowmatch.training.config import TrainConfig
 __all__ = ["resolve_condition"]
 
 
-def resolve_condition(cfg: TrainConfig, dataset: Dataset, method) -> ConditionSpec | None:
-    """Decide whether a run is conditional and write the condition's size into ``cfg.model``.
+def resolve_condition(
+    cfg: TrainConfig, dataset: Dataset, method
+) -> tuple[TrainConfig, ConditionSpec | None]:
+    """Decide whether a run is conditional and write the condition's size into its model config.
 
     A run is conditional when the data has conditions (class labels, observation vectors)
-    and ``cfg.conditional`` is true. Then ``cfg.model.num_classes`` (or ``cond_dim``) is set
+    and ``cfg.conditional`` is true. Then ``model.num_classes`` (or ``cond_dim``) is set
     from the data, or checked against it when the user gave it; otherwise both must stay 0.
     The resolved config is what the run folder records, so the model can be rebuilt from it.
 
     Args:
-        cfg: the run's configuration, modified in place.
+        cfg: the run's configuration (left unchanged).
         dataset: the training data.
         method: the training method (it must have ``supports_condition`` for conditional data).
 
     Returns:
-        The data's condition spec if the run is conditional, else None.
+        The resolved config (a new one if a size was written) and the data's condition spec
+        if the run is conditional, else None.
     """
     spec = dataset.condition if cfg.conditional else None
     m = cfg.model
@@ -35,7 +40,7 @@ def resolve_condition(cfg: TrainConfig, dataset: Dataset, method) -> ConditionSp
                 f"--num-classes/--cond-dim make a conditional model, but {cfg.data} {why}; "
                 "leave them out"
             )
-        return None
+        return cfg, None
     if not getattr(method, "supports_condition", False):
         raise FlowmatchError(
             f"--method {cfg.method} does not train conditional models, but {cfg.data} has "
@@ -61,5 +66,5 @@ def resolve_condition(cfg: TrainConfig, dataset: Dataset, method) -> ConditionSp
             f"{flag} {given} does not match {cfg.data}, whose conditions have size {spec.size}; "
             f"leave {flag} out"
         )
-    setattr(m, field, spec.size)
-    return spec
+    model = dataclasses.replace(m, **{field: spec.size})
+    return dataclasses.replace(cfg, model=model), spec

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int, lookup
 from flowmatch.models import ModelConfig
 
 __all__ = ["TrainConfig"]
@@ -25,56 +25,155 @@ class TrainConfig:
     Defaults were picked by measurement on 2-D toy data on a 2-core CPU (see the benchmarks).
     """
 
-    data: str = "moons"
-    method: str = "fm"
-    path: str = "linear"
+    data: str = field(
+        default="moons",
+        metadata={"help": "built-in dataset name or a .npy/.npz/.csv file of shape (N, D)"},
+    )
+    method: str = field(default="fm", metadata={"help": "training method"})
+    path: str = field(
+        default="linear", metadata={"help": "probability path from noise (t=0) to data (t=1)"}
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
-    steps: int = 5000
-    batch_size: int = 256
-    lr: float = 2e-3
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    lr_decay: str = "cosine"
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    time_sampling: str = "uniform"
-    logit_normal_mean: float = 0.0
-    logit_normal_std: float = 1.0
-    time_uniform_share: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    holdout_fraction: float = 0.1
+    steps: int = field(default=5000, metadata={"help": "optimizer steps in total"})
+    batch_size: int = field(default=256, metadata={"help": "samples per step"})
+    lr: float = field(default=2e-3, metadata={"help": "peak learning rate"})
+    optimizer: str = field(default="adamw", metadata={"help": "optimizer"})
+    weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
+    warmup_steps: int = field(default=100, metadata={"help": "linear learning-rate warm-up steps"})
+    lr_decay: str = field(default="cosine", metadata={"help": "learning-rate decay after warm-up"})
+    min_lr_ratio: float = field(
+        default=0.05, metadata={"help": "final learning rate as a fraction of --lr"}
+    )
+    grad_clip: float = field(
+        default=1.0, metadata={"help": "clip the gradient norm to this (0 disables)"}
+    )
+    ema_decay: float = field(
+        default=0.999, metadata={"help": "decay of the weight EMA used for sampling"}
+    )
+    time_sampling: str = field(
+        default="uniform", metadata={"help": "distribution of training times t"}
+    )
+    logit_normal_mean: float = field(
+        default=0.0, metadata={"help": "mean of the logit-normal time distribution"}
+    )
+    logit_normal_std: float = field(
+        default=1.0, metadata={"help": "std of the logit-normal time distribution"}
+    )
+    time_uniform_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of training times drawn uniformly instead (mixes a skewed "
+            "--time-sampling with U[0, 1])"
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "random seed (data draws, noise, times and initialization)"}
+    )
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or cuda:N"})
+    threads: int = field(
+        default=0,
+        metadata={"help": "CPU threads (0: one for small models, torch's default otherwise)"},
+    )
+    checkpoint_every: int = field(
+        default=1000, metadata={"help": "write a checkpoint every this many steps"}
+    )
+    log_every: int = field(default=100, metadata={"help": "log the loss every this many steps"})
+    holdout_fraction: float = field(
+        default=0.1, metadata={"help": "fraction of a data file held out for evaluation"}
+    )
     # -- continuous normalizing flows, maximum likelihood (--method cnf) ---------------------
-    cnf_solver: str = "rk4"
-    cnf_steps: int = 8
-    cnf_jitter: bool = True
-    cnf_atol: float = 1e-5
-    cnf_rtol: float = 1e-5
-    cnf_divergence: str = "auto"
-    cnf_probes: int = 1
-    cnf_probe: str = "rademacher"
-    cnf_kinetic: float = 0.0
+    cnf_solver: str = field(
+        default="rk4", metadata={"help": "ODE solver of the likelihood in training (--method cnf)"}
+    )
+    cnf_steps: int = field(default=8, metadata={"help": "steps of a fixed-grid --cnf-solver"})
+    cnf_jitter: bool = field(
+        default=True,
+        metadata={"help": "move the inner grid nodes at random each step, so all t are trained"},
+    )
+    cnf_atol: float = field(
+        default=1e-5, metadata={"help": "absolute tolerance of an adaptive --cnf-solver"}
+    )
+    cnf_rtol: float = field(
+        default=1e-5, metadata={"help": "relative tolerance of an adaptive --cnf-solver"}
+    )
+    cnf_divergence: str = field(
+        default="auto",
+        metadata={"help": "divergence in training: exact, hutchinson, or auto (exact for D <= 16)"},
+    )
+    cnf_probes: int = field(
+        default=1, metadata={"help": "Hutchinson probes per sample (--method cnf)"}
+    )
+    cnf_probe: str = field(
+        default="rademacher", metadata={"help": "Hutchinson probe distribution (--method cnf)"}
+    )
+    cnf_kinetic: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the kinetic-energy penalty int ||v||^2 dt (RNODE; 0 disables)"
+        },
+    )
     # -- discrete flows (--method planar) ------------------------------------------------------
-    layers: int = 16
-    planar_activation: str = "tanh"
-    planar_affine: bool = True
+    layers: int = field(default=16, metadata={"help": "planar layers K (--method planar)"})
+    planar_activation: str = field(
+        default="tanh", metadata={"help": "gate h of the planar layers (--method planar)"}
+    )
+    planar_affine: bool = field(
+        default=True,
+        metadata={"help": "start the planar stack with a learnable elementwise affine layer"},
+    )
     # -- couplings and sources -------------------------------------------------------------------
-    coupling: str = "independent"
-    ot_batch: int = 64
-    source: str = "gaussian"
-    pairs: str = ""
-    init_from: str = ""
-    distill_steps: int = 1
-    standardize: bool = True
-    logit: float = 0.0
+    coupling: str = field(
+        default="independent",
+        metadata={
+            "help": "how source and data batches are paired (minibatch OT straightens paths)"
+        },
+    )
+    ot_batch: int = field(
+        default=64,
+        metadata={
+            "help": "rows per exact OT problem of --coupling ot/class-ot (0: the whole batch)"
+        },
+    )
+    source: str = field(
+        default="gaussian",
+        metadata={"help": "distribution at t=0: gaussian, a built-in dataset or a data file"},
+    )
+    pairs: str = field(
+        default="",
+        metadata={"help": "fixed (x0, x1) pairs file from flowmatch reflow; replaces the coupling"},
+    )
+    init_from: str = field(
+        default="", metadata={"help": "start from this run's EMA weights (reflow, distillation)"}
+    )
+    distill_steps: int = field(
+        default=1, metadata={"help": "Euler steps of the student (--method distill)"}
+    )
+    standardize: bool = field(
+        default=True,
+        metadata={
+            "help": "scale data and a data source to zero mean, unit variance for the network"
+        },
+    )
+    logit: float = field(
+        default=0.0,
+        metadata={
+            "help": "map bounded (quantized) data onto R by a logit transform squeezed by "
+            "this alpha before standardizing, e.g. 0.001 for digits (0: off)"
+        },
+    )
     # -- conditioning ------------------------------------------------------------------------------
-    conditional: bool = True
-    cond_drop: float = 0.1
+    conditional: bool = field(
+        default=True,
+        metadata={
+            "help": "train on the data's conditions (class labels, observations) if it has any"
+        },
+    )
+    cond_drop: float = field(
+        default=0.1,
+        metadata={
+            "help": "probability of dropping a sample's condition in training (for --guidance)"
+        },
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,18 +208,11 @@ class TrainConfig:
         from flowmatch.likelihood import DIVERGENCES, PROBES
         from flowmatch.solvers import SOLVERS
 
-        for flag, value, registry in (
-            ("--cnf-solver", self.cnf_solver, SOLVERS),
-            ("--cnf-divergence", self.cnf_divergence, DIVERGENCES),
-            ("--cnf-probe", self.cnf_probe, PROBES),
-        ):
-            if value not in registry:
-                raise FlowmatchError(
-                    f"unknown {flag} '{value}'; choose one of: {', '.join(registry)}"
-                )
-        for flag, value in (("--cnf-steps", self.cnf_steps), ("--cnf-probes", self.cnf_probes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise FlowmatchError(f"{flag} must be an integer >= 1, got {value!r}")
+        lookup(SOLVERS, self.cnf_solver, "--cnf-solver")
+        lookup(DIVERGENCES, self.cnf_divergence, "--cnf-divergence")
+        lookup(PROBES, self.cnf_probe, "--cnf-probe")
+        check_int(self.cnf_steps, "--cnf-steps")
+        check_int(self.cnf_probes, "--cnf-probes")
         for flag, value in (("--cnf-atol", self.cnf_atol), ("--cnf-rtol", self.cnf_rtol)):
             if not (math.isfinite(value) and value > 0):
                 raise FlowmatchError(f"{flag} must be a positive number (e.g. 1e-5), got {value}")
@@ -133,21 +225,13 @@ class TrainConfig:
     def _validate_discrete_flow(self) -> None:
         from flowmatch.flows import PLANAR_ACTIVATIONS
 
-        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
-            raise FlowmatchError(f"--layers must be an integer >= 1, got {self.layers!r}")
-        if self.planar_activation not in PLANAR_ACTIVATIONS:
-            raise FlowmatchError(
-                f"unknown --planar-activation '{self.planar_activation}'; choose one of: "
-                f"{', '.join(PLANAR_ACTIVATIONS)}"
-            )
+        check_int(self.layers, "--layers")
+        lookup(PLANAR_ACTIVATIONS, self.planar_activation, "--planar-activation")
 
     def _validate_couplings(self) -> None:
         from flowmatch.couplings import COUPLINGS
 
-        if self.coupling not in COUPLINGS:
-            raise FlowmatchError(
-                f"unknown --coupling '{self.coupling}'; choose one of: {', '.join(COUPLINGS)}"
-            )
+        lookup(COUPLINGS, self.coupling, "--coupling")
         if not isinstance(self.source, str) or not self.source:
             raise FlowmatchError("--source must be 'gaussian', a data set name or a file path")
         if self.pairs and self.coupling != "independent":
@@ -160,15 +244,8 @@ class TrainConfig:
                 "--method distill regresses on teacher pairs; give --pairs FILE "
                 "(or use: flowmatch distill TEACHER_RUN --out NEW_RUN)"
             )
-        if isinstance(self.ot_batch, bool) or not isinstance(self.ot_batch, int):
-            raise FlowmatchError(f"--ot-batch must be an integer >= 0, got {self.ot_batch!r}")
-        if self.ot_batch < 0:
-            raise FlowmatchError(
-                f"--ot-batch must be >= 0 (0 solves the whole batch at once), got {self.ot_batch}"
-            )
-        steps = self.distill_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise FlowmatchError(f"--distill-steps must be an integer >= 1, got {steps!r}")
+        check_int(self.ot_batch, "--ot-batch", 0)  # 0 solves the whole batch at once
+        check_int(self.distill_steps, "--distill-steps")
 
     def _validate_conditioning(self) -> None:
         if not 0.0 <= self.cond_drop < 1.0:
@@ -177,13 +254,8 @@ class TrainConfig:
                 f"condition), got {self.cond_drop}"
             )
         m = self.model
-        for name in ("num_classes", "cond_dim"):
-            v = getattr(m, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                flag = "--" + name.replace("_", "-")
-                raise FlowmatchError(
-                    f"{flag} must be an integer >= 0 (0: from the data), got {v!r}"
-                )
+        check_int(m.num_classes, "--num-classes", 0)  # 0: from the data
+        check_int(m.cond_dim, "--cond-dim", 0)
         if m.num_classes and m.cond_dim:
             raise FlowmatchError("give --num-classes or --cond-dim, not both")
         if m.cond_embed_dim < 1 or m.channels < 1 or m.levels < 0:
@@ -195,11 +267,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Reject impossible values with one line each; names match the command-line flags."""
         self._validate_conditioning()
-        positive_ints = ("steps", "batch_size", "checkpoint_every", "log_every")
-        for name in positive_ints:
-            if int(getattr(self, name)) < 1:
-                flag = name.replace("_", "-")
-                raise FlowmatchError(f"--{flag} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            check_int(getattr(self, name), "--" + name.replace("_", "-"))
         if not self.lr > 0:
             raise FlowmatchError(f"--lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from flowmatch.data.energies import Energy, get_energy
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int
 from flowmatch.flows import DiscreteFlowModel, planar_stack
 from flowmatch.flows.variational import EnergyFitReport, evaluate_energy_fit, reverse_kl_loss
 from flowmatch.training.checkpoint import (
@@ -25,6 +25,7 @@ from flowmatch.training.checkpoint import (
     write_run_record,
 )
 from flowmatch.training.config import TrainConfig
+from flowmatch.training.optim import optimizer_step
 from flowmatch.training.schedules import lr_factor
 
 __all__ = ["ENERGY_REPORT_FILE", "EnergyFit", "fit_energy", "save_energy_fit"]
@@ -114,13 +115,10 @@ def fit_energy(
     """
     target = get_energy(energy, box)
     for name, value in (("layers", layers), ("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise FlowmatchError(f"{name} must be an integer >= 1, got {value!r}")
+        check_int(value, name)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise FlowmatchError(f"lr must be a finite number > 0, got {lr!r}")
-    anneal = steps // 4 if anneal_steps is None else anneal_steps
-    if isinstance(anneal, bool) or not isinstance(anneal, int) or anneal < 0:
-        raise FlowmatchError(f"anneal_steps must be an integer >= 0, got {anneal_steps!r}")
+    anneal = check_int(steps // 4 if anneal_steps is None else anneal_steps, "anneal_steps", 0)
     if not grad_clip >= 0:
         raise FlowmatchError(f"grad_clip must be >= 0 (0 disables), got {grad_clip}")
     if report_samples < 2 or grid < 2:
@@ -128,8 +126,7 @@ def fit_energy(
             f"report_samples and grid must be >= 2, got {report_samples} and {grid}"
         )
 
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise FlowmatchError(f"threads must be an integer >= 0 (0 = one), got {threads!r}")
+    check_int(threads, "threads", 0)
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads or 1)
     try:
@@ -158,7 +155,8 @@ def _fit(
         torch.manual_seed(seed)
         stack = planar_stack(2, layers, activation, affine=affine)
     flow = DiscreteFlowModel(stack, (2,), torch.zeros(2), torch.ones(2))
-    opt = torch.optim.Adam(flow.parameters(), lr=lr)
+    params = list(flow.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
     losses, running = [], 0.0
     t0 = time.perf_counter()
@@ -167,11 +165,7 @@ def _fit(
             group["lr"] = lr * lr_factor(step, steps, min(100, steps // 10), "cosine", 0.05)
         beta = 1.0 if step >= anneal else 0.01 + 0.99 * step / anneal
         loss = reverse_kl_loss(flow, _annealed(target, beta), batch_size, generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip)
-        opt.step()
+        optimizer_step(loss, params, opt, grad_clip)
         running += loss.item()
         if (step + 1) % log_every == 0 or step + 1 == steps:
             losses.append(running / ((step % log_every) + 1))

@@ -1,18 +1,20 @@
-"""Training methods: what model a run builds and which loss it minimizes."""
+"""Training methods: what model a run builds and which loss it minimizes on a batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
+from flowmatch.errors import FlowmatchError
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import build_model, condition_dropout
 from flowmatch.paths import get_path
+from flowmatch.training.batches import Batch
 from flowmatch.training.cnf import ContinuousNormalizingFlow
 from flowmatch.training.config import TrainConfig
-from flowmatch.training.pairs import draw_batch
 from flowmatch.training.planar import PlanarMaximumLikelihood
 from flowmatch.training.schedules import sample_time
 
@@ -20,21 +22,26 @@ __all__ = ["METHODS", "Distillation", "FlowMatching", "Method", "flow_matching_l
 
 
 class Method(Protocol):
-    """A way to train a generative model; the registry key is the ``--method`` choice."""
+    """A way to train a generative model, made from the run's config: ``METHODS[name](cfg)``.
 
-    def build(
-        self, cfg: TrainConfig, shape: tuple[int, ...], mean: Tensor, std: Tensor
-    ) -> nn.Module:
+    Attributes:
+        supports_condition: it trains conditional models on ``batch.cond``.
+        coupled: its loss needs ``batch.x0``, source points coupled with the data (the batch
+            source then draws them); the likelihood methods need the data alone.
+    """
+
+    supports_condition: bool
+    coupled: bool
+
+    def build(self, shape: tuple[int, ...], mean: Tensor, std: Tensor) -> nn.Module:
         """The model for samples of ``shape``, given the data statistics."""
         ...
 
-    def loss(
-        self, model: nn.Module, x1: Tensor, generator: torch.Generator, cfg: TrainConfig
-    ) -> Tensor:
-        """A scalar loss on a batch of standardized data x1 (B, *shape).
+    def loss(self, model: nn.Module, batch: Batch, generator: torch.Generator) -> Tensor:
+        """A scalar loss on ``batch`` (standardized units).
 
-        A method whose ``supports_condition`` attribute is true also takes ``cond=``, the
-        conditions of the batch ((B,) labels or (B, d) vectors), on conditional data.
+        Randomness of the loss's own (times, dropped conditions, Hutchinson probes, grid
+        jitter) is drawn from ``generator``, the batch source's, after the batch's draws.
         """
         ...
 
@@ -59,12 +66,15 @@ class FlowMatching:
 
     x0 comes from the run's source (``--source``, N(0, I) by default) and is paired with the
     data batch by ``--coupling`` (independent, minibatch OT, ...), or the pair is a row of a
-    fixed pair table (``--pairs``, reflow); see :func:`~flowmatch.training.pairs.draw_batch`.
+    fixed pair table (``--pairs``, reflow); see :mod:`~flowmatch.training.batches`.
 
     On conditional data (labels, observations) the loss is the conditional one of the
     tutorial's Section 5, E || v(x_t, t, c) - u_t ||^2 with (x1, c) drawn together, and each
     sample's c is replaced by the learned null with probability ``--cond-drop`` so that the
     same network also learns v(x_t, t, ∅) for classifier-free guidance.
+
+    Args:
+        cfg: the run's configuration (path, time sampling, condition dropout, model).
 
     References:
         Flow Matching for Generative Modeling (Lipman et al., 2023); Ho & Salimans,
@@ -74,30 +84,25 @@ class FlowMatching:
         Rectified Flow" (2023).
     """
 
-    def build(
-        self, cfg: TrainConfig, shape: tuple[int, ...], mean: Tensor, std: Tensor
-    ) -> FlowModel:
+    supports_condition = True
+    coupled = True
+
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
+        self.cfg = cfg or TrainConfig()
+        self.path = get_path(self.cfg.path)  # fails early on an unknown path
+
+    def build(self, shape: tuple[int, ...], mean: Tensor, std: Tensor) -> FlowModel:
         from flowmatch.data.sources import build_source
 
-        get_path(cfg.path)  # fail early on an unknown path
-        source = build_source(cfg.source, shape, standardize=cfg.standardize)
+        cfg = self.cfg
+        try:
+            source = build_source(cfg.source, shape, standardize=cfg.standardize)
+        except FlowmatchError as exc:  # name the config field (and flag) that was given
+            raise FlowmatchError(f"--source: {exc}") from None
         return FlowModel(build_model(cfg.model, shape), mean, std, source)
 
-    supports_condition = True
-
-    def loss(
-        self,
-        model: FlowModel,
-        x1: Tensor,
-        generator: torch.Generator,
-        cfg: TrainConfig,
-        cond: Tensor | None = None,
-        x0: Tensor | None = None,
-    ) -> Tensor:
-        """The loss on data ``x1``; ``x0`` is its coupled source batch when the loop drew the
-        pairs itself (:func:`~flowmatch.training.pairs.draw_chunk`), else it is drawn here."""
-        if x0 is None:
-            x0, x1 = draw_batch(model, x1, generator, cfg, cond)
+    def loss(self, model: FlowModel, batch: Batch, generator: torch.Generator) -> Tensor:
+        cfg, x1 = self.cfg, batch.x1
         b = x1.shape[0]
         t = sample_time(
             cfg.time_sampling,
@@ -108,10 +113,10 @@ class FlowMatching:
             cfg.time_uniform_share,
         ).to(x1.device)
         drop = None
-        if cond is not None:  # drawn last, so unconditional runs see the same random stream
+        if batch.cond is not None:  # drawn last, so unconditional runs see the same stream
             drop = condition_dropout(b, cfg.cond_drop, generator).to(x1.device)
-        s = get_path(cfg.path).sample(x0, x1, t)
-        return flow_matching_loss(model, s.xt, s.t, s.ut, cond, drop)
+        s = self.path.sample(batch.x0, x1, t)
+        return flow_matching_loss(model, s.xt, s.t, s.ut, batch.cond, drop)
 
 
 class Distillation(FlowMatching):
@@ -121,7 +126,7 @@ class Distillation(FlowMatching):
     z_0 = x0, z_{i+1} = z_i + h v(z_i, i h), the loss is || z_k - x1 ||^2 averaged over batch and
     features, back-propagated through all k steps (``--distill-steps``). For k = 1 it is
     || v(x0, 0) - (x1 - x0) ||^2. The student is then sampled with
-    ``flowmatch sample --solver euler --steps k``.
+    ``flowmatch sample --solver euler --steps k``. No randomness of its own.
 
     References:
         Liu et al., "Flow Straight and Fast: Learning to Generate and Transfer Data with
@@ -131,20 +136,18 @@ class Distillation(FlowMatching):
 
     supports_condition = False
 
-    def loss(
-        self, model: FlowModel, x1: Tensor, generator: torch.Generator, cfg: TrainConfig
-    ) -> Tensor:
-        x0, x1 = draw_batch(model, x1, generator, cfg)
-        k = cfg.distill_steps
-        z = x0
+    def loss(self, model: FlowModel, batch: Batch, generator: torch.Generator) -> Tensor:
+        k = self.cfg.distill_steps
+        z = batch.x0
         for i in range(k):
             z = z + model.velocity(z, i / k) / k  # one Euler step of size 1 / k
-        return (z - x1).square().mean()
+        return (z - batch.x1).square().mean()
 
 
-METHODS: dict[str, Method] = {
-    "fm": FlowMatching(),
-    "cnf": ContinuousNormalizingFlow(),
-    "planar": PlanarMaximumLikelihood(),
-    "distill": Distillation(),
+METHODS: dict[str, Callable[[TrainConfig], Method]] = {
+    "fm": FlowMatching,
+    "cnf": ContinuousNormalizingFlow,
+    "planar": PlanarMaximumLikelihood,
+    "distill": Distillation,
 }
+"""Method name -> the method made from a run's config; the names are the ``--method`` choices."""

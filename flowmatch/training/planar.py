@@ -9,6 +9,7 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
 from flowmatch.flows import DiscreteFlowModel, planar_stack
+from flowmatch.training.batches import Batch
 from flowmatch.training.config import TrainConfig
 
 __all__ = ["PlanarMaximumLikelihood"]
@@ -32,13 +33,21 @@ class PlanarMaximumLikelihood:
     theorem; sampling is then a plain forward pass. No randomness is used: the data draws
     alone move the generator.
 
+    Args:
+        cfg: the run's configuration (``layers``, ``planar_activation``, ``planar_affine``).
+
     References:
         Rezende & Mohamed, "Variational Inference with Normalizing Flows" (ICML 2015).
     """
 
-    def build(
-        self, cfg: TrainConfig, shape: tuple[int, ...], mean: Tensor, std: Tensor
-    ) -> DiscreteFlowModel:
+    supports_condition = False
+    coupled = False
+
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
+        self.cfg = cfg or TrainConfig(method="planar")
+
+    def build(self, shape: tuple[int, ...], mean: Tensor, std: Tensor) -> DiscreteFlowModel:
+        cfg = self.cfg
         ignored = [
             flag
             for flag, field, default in _CONTINUOUS_ONLY
@@ -54,7 +63,5 @@ class PlanarMaximumLikelihood:
         )
         return DiscreteFlowModel(stack, shape, mean, std)
 
-    def loss(
-        self, model: DiscreteFlowModel, x1: Tensor, generator: torch.Generator, cfg: TrainConfig
-    ) -> Tensor:
-        return -model.log_prob_standardized(x1).mean()
+    def loss(self, model: DiscreteFlowModel, batch: Batch, generator: torch.Generator) -> Tensor:
+        return -model.log_prob_standardized(batch.x1).mean()

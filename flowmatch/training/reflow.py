@@ -1,20 +1,4 @@
-"""Reflow (rectified flow) and distillation: retrain on the pairs a trained flow makes.
-
-A trained flow defines a deterministic coupling of its source and data: x0 ~ p0 and
-x1 = ODE(x0), the end of its trajectory. Training a new flow on these fixed pairs (``reflow``)
-keeps the marginals and, since the straight interpolations of a deterministic coupling cross
-less than those of the independent one, gives straighter trajectories; repeating it (a reflow
-of a reflow) straightens them further. Distillation instead fits a student whose one- or
-two-step Euler solve maps x0 to x1 directly.
-
-The pairs depend only on the teacher's weights, the seed, the solver and the batch size, so
-they are reproducible; they are saved as a pairs file that the new run references.
-
-References:
-    Liu et al., "Flow Straight and Fast: Learning to Generate and Transfer Data with
-    Rectified Flow" (2023); Liu et al., "InstaFlow: One Step is Enough for High-Quality
-    Diffusion-Based Text-to-Image Generation" (2024).
-"""
+"""Reflow (rectified flow) and distillation: retrain on the pairs a trained flow makes."""
 
 from __future__ import annotations
 
@@ -26,11 +10,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_int, lookup
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.solvers import SOLVERS
+from flowmatch.training.build import apply_threads
 from flowmatch.training.checkpoint import check_new_run_dir
-from flowmatch.training.loop import TrainResult, apply_threads, train
+from flowmatch.training.loop import TrainResult, train
 from flowmatch.training.pairs import load_pairs, save_pairs
 from flowmatch.training.progress import Reporter
 
@@ -73,8 +58,7 @@ def generate_pairs(
         raise FlowmatchError(
             f"reflow needs a flow-matching teacher (a FlowModel), got {type(flow).__name__}"
         )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise FlowmatchError(f"the number of pairs must be an integer >= 1, got {n!r}")
+    check_int(n, "the number of pairs")
     z0 = flow.noise(n, torch.Generator().manual_seed(seed))  # (n, ...) standardized
     parts, nfe = [], 0
     for chunk in z0.split(PAIR_BATCH):
@@ -125,6 +109,15 @@ def reflow(
 ) -> ReflowResult:
     """Make teacher pairs and train a new run on them: reflow (``method="fm"``) or distill.
 
+    A trained flow defines a deterministic coupling of its source and data: x0 ~ p0 and
+    x1 = ODE(x0), the end of its trajectory. Training a new flow on these fixed pairs
+    (reflow) keeps the marginals and, since the straight interpolations of a deterministic
+    coupling cross less than those of the independent one, gives straighter trajectories;
+    repeating it (a reflow of a reflow) straightens them further. Distillation instead fits a
+    student whose one- or two-step Euler solve maps x0 to x1 directly. The pairs depend only
+    on the teacher's weights, the seed, the solver and the batch size, so they are
+    reproducible; they are saved as a pairs file that the new run references.
+
     The new run copies the teacher's config with ``pairs`` set to the pairs file, the
     independent coupling (the pairs are the coupling), ``init_from`` the teacher (unless
     ``init=False``) and any ``overrides``. An existing pairs file made with the same settings
@@ -153,6 +146,11 @@ def reflow(
         >>> import flowmatch  # doctest: +SKIP
         >>> r = reflow("runs/moons", "runs/moons-reflow", n_pairs=20_000)  # doctest: +SKIP
         >>> flowmatch.load(r.train.run_dir).sample(100, solver="euler", steps=2)  # doctest: +SKIP
+
+    References:
+        Liu et al., "Flow Straight and Fast: Learning to Generate and Transfer Data with
+        Rectified Flow" (2023); Liu et al., "InstaFlow: One Step is Enough for High-Quality
+        Diffusion-Based Text-to-Image Generation" (2024).
     """
     from flowmatch.training.runs import load_run
 
@@ -162,8 +160,7 @@ def reflow(
     check_new_run_dir(out)  # before minutes of solving, not after
     flow, info = load_run(teacher, ema=ema)
     apply_threads(info.config, flow, torch.device("cpu"))  # one thread for small models
-    if solver not in SOLVERS:
-        raise FlowmatchError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVERS)}")
+    lookup(SOLVERS, solver, "solver")
     path = (
         Path(pairs_file)
         if pairs_file is not None

@@ -63,7 +63,7 @@ def load_run(
         raise FlowmatchError(
             f"{run_dir} was trained with method '{info_cfg.method}', which this flowmatch lacks"
         )
-    model = METHODS[info_cfg.method].build(info_cfg, shape, mean, std)
+    model = METHODS[info_cfg.method](info_cfg).build(shape, mean, std)
     if "logit" in data:
         model.logit = LogitTransform.from_dict(data["logit"])
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT_FILE)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import lookup
 
 __all__ = ["LR_DECAYS", "TIME_SAMPLERS", "lr_factor", "sample_time"]
 
@@ -22,12 +22,11 @@ LR_DECAYS: dict[str, Callable[[float], float]] = {
 
 def lr_factor(step: int, total: int, warmup: int, decay: str, min_ratio: float) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then decay."""
-    if decay not in LR_DECAYS:
-        raise FlowmatchError(f"unknown --lr-decay '{decay}'; choose one of: {', '.join(LR_DECAYS)}")
+    schedule = lookup(LR_DECAYS, decay, "--lr-decay")
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1.0 - min_ratio) * LR_DECAYS[decay](min(progress, 1.0))
+    return min_ratio + (1.0 - min_ratio) * schedule(min(progress, 1.0))
 
 
 def _uniform(n: int, g: torch.Generator, mean: float, std: float) -> Tensor:
@@ -60,11 +59,7 @@ def sample_time(
     a skewed sampler then still visits every t often enough to train the field there. With
     s = 0 the random stream is that of the named sampler alone.
     """
-    if name not in TIME_SAMPLERS:
-        raise FlowmatchError(
-            f"unknown --time-sampling '{name}'; choose one of: {', '.join(TIME_SAMPLERS)}"
-        )
-    t = TIME_SAMPLERS[name](n, generator, mean, std)
+    t = lookup(TIME_SAMPLERS, name, "--time-sampling")(n, generator, mean, std)
     if uniform_share > 0:
         pick = torch.rand(n, generator=generator) < uniform_share
         t = torch.where(pick, torch.rand(n, generator=generator), t)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,10 @@ from flowmatch.viz._common import (
     _save_figure,
     _scatter,
 )
+
+if TYPE_CHECKING:
+    from flowmatch.data.energies import Energy
+    from flowmatch.flows.base import Flow
 
 __all__ = ["plot_energy_fit", "write_energy_fit_figure"]
 
@@ -97,12 +101,12 @@ def plot_energy_fit(
 
 
 def write_energy_fit_figure(
-    flow, energy, path: PathLike, *, grid: int = 200, n: int = 5000, seed: int = 0
+    flow: Flow, energy: Energy, path: PathLike, *, grid: int = 200, n: int = 5000, seed: int = 0
 ) -> PathLike:
     """Evaluate a fitted flow and its target on the energy's box and draw :func:`plot_energy_fit`.
 
     Args:
-        flow: a 2-D flow with ``log_prob`` and ``sample``.
+        flow: a 2-D flow.
         energy: the :class:`~flowmatch.data.energies.Energy` it was fitted to.
         path: output file.
         grid: grid points per axis.

@@ -33,7 +33,7 @@ def runs(tmp_path_factory):
 def test_class_grid_with_guidance(runs, tmp_path, capsys):
     grid = tmp_path / "out.png"
     argv = ["sample", str(runs["image"]), "--class", "3", "--guidance", "2", "--grid", str(grid),
-            "--n", "16", "--steps", "2"]  # fmt: skip
+            "--n", "16", "--solver-steps", "2"]  # fmt: skip
     assert main(argv) == 0
     img = Image.open(grid)
     assert img.mode == "L" and img.size[0] > 8 * 4
@@ -42,7 +42,7 @@ def test_class_grid_with_guidance(runs, tmp_path, capsys):
 
 def test_all_classes_and_samples_file(runs, tmp_path):
     out, grid = tmp_path / "s.npy", tmp_path / "all.png"
-    argv = ["sample", str(runs["image"]), "--class", "all", "--n", "20", "--steps", "2",
+    argv = ["sample", str(runs["image"]), "--class", "all", "--n", "20", "--solver-steps", "2",
             "--out", str(out), "--grid", str(grid)]  # fmt: skip
     assert main(argv) == 0
     assert np.load(out).shape == (20, 1, 8, 8) and grid.exists()
@@ -53,7 +53,7 @@ def test_condition_vectors_from_a_file(runs, tmp_path):
     np.save(cond, np.array([[-1.1, 0.0, 1.1, 0.0], [-1.0, 0.1, 1.0, -0.1], [-1.2, 0, 1.1, 0]]))
     out = tmp_path / "chunks.npy"
     argv = ["sample", str(runs["robot"]), "--cond", str(cond), "--guidance", "1.5",
-            "--steps", "2", "--out", str(out)]  # fmt: skip
+            "--solver-steps", "2", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert np.load(out).shape == (3, 20)  # one chunk per observation
 
@@ -131,7 +131,8 @@ def test_eval_images_scores_samples_with_a_cached_classifier(runs, tmp_path, cap
     monkeypatch.setenv("FLOWMATCH_CACHE", str(cache))
     quick = {"epochs": 0.2, "width": 4, "feature_dim": 8}
     monkeypatch.setitem(classifier.CLASSIFIER_SETTINGS, "digits-images", quick)
-    argv = ["eval-images", str(runs["image"]), "--n", "20", "--steps", "2", "--guidance", "1", "3"]
+    argv = ["eval-images", str(runs["image"]), "--n", "20", "--solver-steps", "2",
+            "--guidance", "1", "3"]  # fmt: skip
     for _ in range(2):  # the second run loads the cached classifier
         assert main(argv) == 0
         out = capsys.readouterr().out

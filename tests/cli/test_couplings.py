@@ -43,23 +43,36 @@ def test_eval_prints_the_curve_the_recommendation_and_straightness(run, tmp_path
 
 def test_sample_and_invert_with_time_grids(run, tmp_path, capsys):
     s = tmp_path / "s.npy"
-    argv = ["sample", str(run), "--n", "20", "--solver", "euler", "--steps", "3", "--seed", "0"]
+    argv = ["sample", str(run), "--n", "20", "--solver", "euler", "--solver-steps", "3",
+            "--seed", "0"]  # fmt: skip
     assert main([*argv, "--time-grid", "cosine", "--out", str(s)]) == 0
     z = tmp_path / "z.npy"
-    assert main(["invert", str(run), "--data", str(s), "--solver", "rk4", "--steps", "8",
+    assert main(["invert", str(run), "--data", str(s), "--solver", "rk4", "--solver-steps", "8",
                  "--time-grid", "min-error", "--out", str(z)]) == 0  # fmt: skip
     assert np.load(z).shape == (20, 2)
 
 
 def test_reflow_and_distill_commands(run, tmp_path, capsys):
+    from flowmatch.training.pairs import load_pairs
+
     r = tmp_path / "reflow"
-    common = ["--pairs", "200", "--solver", "rk4", "--steps", "4", "--train-steps", "20"]
-    assert main(["reflow", str(run), "--out", str(r), *common]) == 0
-    assert "pairs made" in capsys.readouterr().out
+    # reflow with the deprecated spellings: they still work, with one warning each
+    old = ["--pairs", "200", "--solver", "rk4", "--steps", "4", "--train-steps", "20"]
+    assert main(["reflow", str(run), "--out", str(r), *old]) == 0
+    out, err = capsys.readouterr()
+    assert "pairs made" in out
+    warnings = [line for line in err.splitlines() if line.startswith("flowmatch: warning: ")]
+    assert len(warnings) == 2 and "use --n-pairs" in err and "use --solver-steps" in err
+    (pairs,) = (run / "pairs").iterdir()
+    assert {k: load_pairs(pairs).meta[k] for k in ("n", "steps")} == {"n": 200, "steps": 4}
     d = tmp_path / "distill"
-    assert main(["distill", str(r), "--out", str(d), *common, "--distill-steps", "2"]) == 0
+    new = ["--n-pairs", "100", "--solver", "rk4", "--solver-steps", "3", "--train-steps", "20"]
+    assert main(["distill", str(r), "--out", str(d), *new, "--distill-steps", "2"]) == 0
+    assert "flowmatch: warning" not in capsys.readouterr().err
+    (pairs,) = (r / "pairs").iterdir()
+    assert {k: load_pairs(pairs).meta[k] for k in ("n", "steps")} == {"n": 100, "steps": 3}
     s = tmp_path / "d.npy"
-    assert main(["sample", str(d), "--n", "10", "--solver", "euler", "--steps", "2",
+    assert main(["sample", str(d), "--n", "10", "--solver", "euler", "--solver-steps", "2",
                  "--out", str(s)]) == 0  # fmt: skip
     assert "NFE 2" in capsys.readouterr().out
 
@@ -75,10 +88,11 @@ def test_reflow_and_distill_commands(run, tmp_path, capsys):
         (["sample", "RUN", "--solver", "dopri5", "--time-grid", "cosine"], "adaptive"),
         (["sample", "RUN", "--time-grid", "nope"], "invalid choice"),
         (["eval", "RUN", "--tolerance", "-1"], "--tolerance"),
-        (["eval", "RUN", "--curve-solver", "dopri5"], "fixed-grid"),
-        (["reflow", "RUN", "--pairs", "0"], "--pairs must be"),
-        (["reflow", "MISSING", "--pairs", "10"], "does not exist"),
-        (["distill", "RUN", "--distill-steps", "0", "--pairs", "10"], "distill-steps"),
+        (["eval", "RUN", "--curve-solver", "dopri5"], "invalid choice: 'dopri5'"),
+        (["reflow", "RUN", "--n-pairs", "0"], "--n-pairs must be an integer >= 1"),
+        (["reflow", "MISSING", "--n-pairs", "10"], "does not exist"),
+        (["reflow", "RUN", "--solver", "magic"], "invalid choice: 'magic'"),
+        (["distill", "RUN", "--distill-steps", "0", "--n-pairs", "10"], "distill-steps"),
     ],
 )
 def test_bad_options_are_one_line_errors(argv, fragment, run, tmp_path, capsys):
@@ -89,7 +103,7 @@ def test_bad_options_are_one_line_errors(argv, fragment, run, tmp_path, capsys):
     elif argv[0] == "sample":
         argv += ["--out", str(tmp_path / "x.npy")]
     elif argv[0] in ("reflow", "distill"):
-        argv += ["--out", str(tmp_path / "new"), "--solver", "euler", "--steps", "2"]
+        argv += ["--out", str(tmp_path / "new"), "--solver-steps", "2"]
     assert main(argv) == 2
     assert fragment in error_line(capsys)
     assert not (tmp_path / "new" / "config.json").exists()

@@ -25,7 +25,7 @@ def test_logprob_prints_the_nll_and_writes_log_densities(run, tmp_path, capsys):
     np.save(tmp_path / "x.npy", points)
     out = tmp_path / "lp.npy"
     argv = ["logprob", str(run), "--data", str(tmp_path / "x.npy"), "--solver", "rk4",
-            "--steps", "10", "--out", str(out)]  # fmt: skip
+            "--solver-steps", "10", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "NLL" in text and "±" in text and "bits/dim" in text and "divergence exact" in text
@@ -39,7 +39,7 @@ def test_logprob_prints_the_nll_and_writes_log_densities(run, tmp_path, capsys):
 
 def test_logprob_on_a_builtin_with_hutchinson(run, capsys):
     argv = ["logprob", str(run), "--data", "8gaussians", "--n", "50", "--divergence",
-            "hutchinson", "--probes", "3", "--solver", "rk4", "--steps", "5"]  # fmt: skip
+            "hutchinson", "--probes", "3", "--solver", "rk4", "--solver-steps", "5"]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "50 held-out points of 8gaussians" in text and "3 rademacher probes" in text
@@ -55,13 +55,15 @@ def test_cnf_trains_resumes_and_scores_from_the_command_line(tmp_path, capsys):
     assert main(["train", "--resume", str(out)]) == 0
     assert "step 6/6" in capsys.readouterr().out
     assert flowmatch.load(out).velocity.time_embed.freqs.max().item() == pytest.approx(30.0)
-    argv = ["logprob", str(out), "--data", "moons", "--n", "20", "--solver", "rk4", "--steps", "4"]
+    argv = ["logprob", str(out), "--data", "moons", "--n", "20", "--solver", "rk4",
+            "--solver-steps", "4"]  # fmt: skip
     assert main(argv) == 0
 
 
 def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
     out = tmp_path / "figs"
-    argv = ["plot", str(run), "--n", "100", "--out", str(out), "--solver", "rk4", "--steps", "4"]
+    argv = ["plot", str(run), "--n", "100", "--out", str(out), "--solver", "rk4",
+            "--solver-steps", "4"]  # fmt: skip
     assert main(argv) == 0
     names = {p.name for p in out.iterdir()}
     assert {"density.png", "log_density.png"} <= names
@@ -70,9 +72,9 @@ def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--probes", "0"], "--probes must be >= 1"),
-        (["--batch-size", "0"], "--batch-size must be >= 1"),
-        (["--steps", "0"], "--steps must be >= 1"),
+        (["--probes", "0"], "--probes must be an integer >= 1"),
+        (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
+        (["--solver-steps", "0"], "--solver-steps must be an integer >= 1"),
         (["--divergence", "trace"], "invalid choice: 'trace'"),
         (["--n", "5"], "--n picks points of a built-in data set"),
         (["--dequantize", "yes"], "needs a run trained on discrete data"),
@@ -119,7 +121,7 @@ def test_logprob_dequantizes_discrete_data_for_bits_per_dim(tmp_path, capsys):
     assert main(args) == 0
     levels = digit_levels()["test"][:5].numpy()  # raw grey levels 0..16
     np.save(tmp_path / "levels.npy", levels)
-    common = ["logprob", str(out), "--solver", "rk4", "--steps", "2", "--probes", "2"]
+    common = ["logprob", str(out), "--solver", "rk4", "--solver-steps", "2", "--probes", "2"]
     capsys.readouterr()
     assert main([*common, "--data", str(tmp_path / "levels.npy")]) == 0
     text = capsys.readouterr().out
@@ -144,7 +146,8 @@ def test_a_logit_run_keeps_its_transform_and_scores_bounded_data(tmp_path, capsy
     x = flow.sample(8, solver="euler", steps=4, seed=0)
     assert bool(((x > lo) & (x < hi)).all())
     capsys.readouterr()
-    score = ["logprob", str(out), "--data", "digits", "--n", "4", "--solver", "rk4", "--steps", "2"]
+    score = ["logprob", str(out), "--data", "digits", "--n", "4", "--solver", "rk4",
+             "--solver-steps", "2"]  # fmt: skip
     assert main([*score, "--probes", "2"]) == 0
     assert "bits/dim" in capsys.readouterr().out
     assert main([*score, "--divergence", "exact", "--dequant-samples", "3"]) == 0
@@ -153,7 +156,7 @@ def test_a_logit_run_keeps_its_transform_and_scores_bounded_data(tmp_path, capsy
     assert main([*score, "--dequant-samples", "3"]) == 2  # Hutchinson in 64-D by default
     assert "add --divergence exact" in error_line(capsys)
     assert main([*score, "--dequant-samples", "0"]) == 2
-    assert "--dequant-samples must be >= 1" in error_line(capsys)
+    assert "--dequant-samples must be an integer >= 1" in error_line(capsys)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +187,7 @@ def test_fourier_input_features_and_mixed_times_from_the_command_line(tmp_path, 
     assert info.config.time_uniform_share == 0.2 and info.config.model.input_features == 8
     capsys.readouterr()
     argv = ["logprob", str(out), "--data", "checkerboard", "--n", "20", "--solver", "rk4",
-            "--steps", "4"]  # fmt: skip
+            "--solver-steps", "4"]  # fmt: skip
     assert main(argv) == 0
     assert "bits/dim" in capsys.readouterr().out
 

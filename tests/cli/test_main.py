@@ -34,16 +34,31 @@ def test_train_writes_a_complete_run(run):
 
 def test_sample_invert_round_trip(run, tmp_path, capsys):
     samples = tmp_path / "s.npy"
-    assert main(["sample", str(run), "--n", "64", "--solver", "rk4", "--steps", "20",
+    assert main(["sample", str(run), "--n", "64", "--solver", "rk4", "--solver-steps", "20",
                  "--seed", "1", "--out", str(samples)]) == 0  # fmt: skip
     x = np.load(samples)
     assert x.shape == (64, 2) and np.isfinite(x).all()
     noise = tmp_path / "z.npy"
-    assert main(["invert", str(run), "--data", str(samples), "--solver", "rk4", "--steps", "20",
-                 "--out", str(noise)]) == 0  # fmt: skip
+    assert main(["invert", str(run), "--data", str(samples), "--solver", "rk4",
+                 "--solver-steps", "20", "--out", str(noise)]) == 0  # fmt: skip
     z = np.load(noise)
     expected = torch.randn(64, 2, generator=torch.Generator().manual_seed(1)).numpy()
     np.testing.assert_allclose(z, expected, atol=1e-3)
+
+
+def test_the_deprecated_steps_spelling_still_sets_the_solver_steps(run, tmp_path, capsys):
+    old, new = tmp_path / "old.npy", tmp_path / "new.npy"
+    argv = ["sample", str(run), "--n", "8", "--solver", "euler", "--seed", "3"]
+    assert main([*argv, "--steps", "3", "--out", str(old)]) == 0
+    out, err = capsys.readouterr()
+    assert "NFE 3" in out
+    assert err.strip().splitlines() == [
+        "flowmatch: warning: --steps of 'flowmatch sample' is deprecated and will be removed; "
+        "use --solver-steps (--steps counts optimizer steps in train)"
+    ]
+    assert main([*argv, "--solver-steps", "3", "--out", str(new)]) == 0
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(np.load(old), np.load(new))
 
 
 def test_adaptive_sampling_reports_nfe(run, tmp_path, capsys):
@@ -148,7 +163,7 @@ def test_impossible_train_options(argv, fragment, tmp_path, capsys):
     "argv, fragment",
     [
         (["--solver", "magic"], "invalid choice"),
-        (["--steps", "0"], "steps"),
+        (["--solver-steps", "0"], "--solver-steps must be an integer >= 1"),
         (["--n", "0"], "--n"),
         (["--solver", "dopri5", "--atol", "-1"], "atol"),
     ],
@@ -215,3 +230,17 @@ def test_corrupt_and_foreign_checkpoints(run, tmp_path, capsys):
     assert main(["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d.npy")]) == 2
     assert "does not exist" in error_line(capsys)
     assert not list(tmp_path.glob("*.npy"))
+
+
+def test_a_solver_that_cannot_keep_up_names_the_flags_to_change(run, tmp_path, capsys, monkeypatch):
+    from flowmatch.solvers import adaptive
+
+    def underflow(*args, **kwargs):  # what torchdiffeq raises when its step size underflows
+        raise AssertionError("underflow in dt 0.0")
+
+    monkeypatch.setattr(adaptive, "odeint", underflow)
+    argv = ["sample", str(run), "--solver", "dopri5", "--out", str(tmp_path / "x.npy")]
+    assert main(argv) == 2
+    line = error_line(capsys)
+    assert "step size underflowed" in line and "--atol/--rtol" in line
+    assert not (tmp_path / "x.npy").exists()

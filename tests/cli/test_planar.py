@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowmatch.cli import COMMANDS, main
+from flowmatch.cli import main
 from tests.cli.helpers import error_line
 
 TINY = ["--method", "planar", "--layers", "4", "--steps", "30", "--batch-size", "64",
@@ -50,7 +50,6 @@ def test_plot_writes_the_layer_by_layer_figures(run, tmp_path):
     }
 
 
-@pytest.mark.skipif("logprob" not in COMMANDS, reason="the logprob command is not there yet")
 def test_logprob_command(run, tmp_path):
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32))

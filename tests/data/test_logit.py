@@ -50,8 +50,8 @@ def test_the_range_walls_land_at_plus_minus_logit_alpha():
 @pytest.mark.parametrize(
     "low, high, alpha, message",
     [
-        (0.0, 1.0, 0.0, "--logit must be in"),
-        (0.0, 1.0, 0.5, "--logit must be in"),
+        (0.0, 1.0, 0.0, "logit alpha must be in"),
+        (0.0, 1.0, 0.5, "logit alpha must be in"),
         (1.0, 1.0, 0.1, "low < high"),
         (0.0, math.inf, 0.1, "low < high"),
     ],

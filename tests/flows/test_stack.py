@@ -1,4 +1,4 @@
-"""Stacks of layers and the run model: summed log-dets, normalized densities, the protocol."""
+"""Stacks of layers and the run model: summed log-dets, normalized densities, the interface."""
 
 import pytest
 import torch
@@ -91,10 +91,11 @@ def test_model_log_prob_is_in_data_units():
     assert abs(float(mass) - 1.0) < 5e-3  # the grid's error; without the log-det it is 0.6
 
 
-def test_model_follows_the_flow_model_protocol():
+def test_model_follows_the_flow_interface():
     torch.manual_seed(5)
     model = DiscreteFlowModel(planar_stack(2, 4), (2,), torch.tensor([1.0, 2.0]), torch.ones(2))
-    sol = model.sample_trajectory(16, seed=3, solver="rk4", steps=7)  # solver options ignored
+    assert not model.integrates_ode
+    sol = model.trajectory(16, seed=3)
     assert sol.nfe == 5 and sol.trajectory.shape == (6, 16, 2) and sol.ts.shape == (6,)
     torch.testing.assert_close(sol.ts, torch.linspace(0, 1, 6))
     torch.testing.assert_close(sol.trajectory[-1], sol.x)
@@ -107,13 +108,32 @@ def test_model_follows_the_flow_model_protocol():
     assert model.shape == (2,) and model.dim == 2 and model.device.type == "cpu"
 
 
+def test_model_refuses_options_it_cannot_honour():
+    """ODE options change nothing: deprecated (a warning) for one release; others are errors."""
+    torch.manual_seed(5)
+    model = DiscreteFlowModel(planar_stack(2, 4), (2,), torch.tensor([1.0, 2.0]), torch.ones(2))
+    with pytest.warns(DeprecationWarning, match="integrates_ode"):
+        sol = model.trajectory(16, seed=3, solver="rk4", steps=7)
+    torch.testing.assert_close(sol.x, model.sample(16, seed=3))
+    with pytest.warns(DeprecationWarning, match="integrates_ode"):
+        log_p = model.log_prob(sol.x, divergence="hutchinson", atol=1e-3)
+    torch.testing.assert_close(log_p, model.log_prob(sol.x))
+    for call in (
+        lambda: model.sample(3, guidance=2.0),
+        lambda: model.invert(sol.x, tolerance=1e-3),
+        lambda: model.log_prob_with_stats(sol.x, probez=4),
+    ):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            call()
+
+
 def test_model_on_image_shaped_data():
     torch.manual_seed(6)
     model = DiscreteFlowModel(planar_stack(12, 3), (3, 2, 2), torch.zeros(12), torch.ones(12))
     x = model.sample(4, seed=0)
     assert x.shape == (4, 3, 2, 2)
     assert model.invert(x).shape == (4, 3, 2, 2) and model.log_prob(x).shape == (4,)
-    assert model.sample_trajectory(4, seed=0).trajectory.shape == (5, 4, 3, 2, 2)
+    assert model.trajectory(4, seed=0).trajectory.shape == (5, 4, 3, 2, 2)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +142,7 @@ def test_model_on_image_shaped_data():
         (lambda m: m.log_prob(torch.tensor([[0.0, float("nan")]])), "non-finite"),
         (lambda m: m.log_prob(torch.zeros(3, 5)), "5 features per sample but 2"),
         (lambda m: m.invert(torch.zeros(0, 2)), "empty"),
-        (lambda m: m.sample(0), "must be >= 1"),
+        (lambda m: m.sample(0), "must be an integer >= 1"),
         (lambda m: m.sample(3, cond=torch.zeros(3, 1)), "unconditional"),
     ],
 )

@@ -66,8 +66,8 @@ def test_free_energy_is_kl_minus_log_z(shift, log_scale):
     q = gaussian_q(shift, log_scale)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        x, log_q = q.sample_and_log_prob(200_000, g)
-        values = log_q + gaussian_energy(x)
+        r = q.rsample_and_log_prob(200_000, g)
+        values = r.log_prob + gaussian_energy(r.x)
         estimate = float(reverse_kl_loss(q, gaussian_energy, 200_000, g))
     se = float(values.std()) / math.sqrt(200_000)
     assert abs(estimate - (kl_gaussians(shift, log_scale) - LOG_Z)) < 4 * se + 1e-12
@@ -155,7 +155,7 @@ def test_fit_energy_is_deterministic():
 @pytest.mark.parametrize(
     "energy, kwargs, fragment",
     [
-        ("U9", {}, "unknown energy 'U9'"),
+        ("U9", {}, "'U9'; choose one of: U1"),
         (3.0, {}, "energy must be a name"),
         (lambda z: z, {}, "must map (N, 2) points to (N,) values"),
         (lambda z: z[:, 0].log(), {}, "not finite everywhere"),

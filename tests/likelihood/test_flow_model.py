@@ -61,7 +61,7 @@ def test_standardization_log_det_puts_densities_in_data_units():
     torch.testing.assert_close(r.log_prob, exact.log_prob(x).sum(1), rtol=0, atol=1e-7)
     assert r.x.shape == (40, 3) and torch.equal(r.stderr, torch.zeros(40, dtype=F64))
     # the same density from the forward pass, at the samples it draws
-    s = flow.sample_with_log_prob(40, seed=0, **TIGHT)
+    s = flow.sample_and_log_prob(40, seed=0, **TIGHT)
     torch.testing.assert_close(s.log_prob, exact.log_prob(s.x).sum(1), rtol=0, atol=1e-7)
 
 
@@ -91,11 +91,11 @@ def test_hutchinson_in_high_dimension_agrees_with_the_closed_form_within_its_std
 def test_joint_pass_equals_the_log_density_computed_afterwards():
     torch.manual_seed(0)
     flow = FlowModel(SmoothField(2), MEAN[:2], STD[:2]).to(F64)
-    x, log_p = flow.sample(300, return_log_prob=True, seed=3, **TIGHT)
-    torch.testing.assert_close(log_p, flow.log_prob(x, **TIGHT), rtol=0, atol=1e-6)
+    r = flow.sample_and_log_prob(300, seed=3, **TIGHT)
+    torch.testing.assert_close(r.log_prob, flow.log_prob(r.x, **TIGHT), rtol=0, atol=1e-6)
     # on a fixed grid the samples are those of sample() with the same seed
     flow = flow.float()
-    x_grid, _ = flow.sample(50, return_log_prob=True, seed=4, solver="rk4", steps=8)
+    x_grid = flow.sample_and_log_prob(50, seed=4, solver="rk4", steps=8).x
     assert torch.equal(x_grid, flow.sample(50, seed=4, solver="rk4", steps=8))
 
 
@@ -116,7 +116,7 @@ def test_logit_log_det_puts_densities_of_bounded_data_in_data_units():
     flow = FlowModel(GaussianField(mu, sigma), mean, std, logit=LOGIT).to(F64)
     # y = logit(x) ~ N(mean + std mu, (std sigma)^2), so log p(x) = log p_y(y) + log |dy/dx|
     exact = Normal(mean.double() + std.double() * mu.double(), (std * sigma).double())
-    s = flow.sample_with_log_prob(40, seed=0, **TIGHT)
+    s = flow.sample_and_log_prob(40, seed=0, **TIGHT)
     lo, hi = LOGIT.domain
     assert bool(((s.x > lo) & (s.x < hi)).all())
     expected = exact.log_prob(LOGIT.forward(s.x)).sum(1) + LOGIT.log_abs_det(s.x)
@@ -161,8 +161,8 @@ def test_a_trained_2d_density_integrates_to_one(trained):
 def test_a_trained_model_scores_its_own_samples_consistently(trained):
     # forward and backward rk4 on the same nodes: they agree to the solver's O(h^4)
     options = {"solver": "rk4", "steps": 20}
-    x, log_p = trained.sample(200, return_log_prob=True, seed=0, **options)
-    diff = (log_p - trained.log_prob(x, **options)).abs()
+    r = trained.sample_and_log_prob(200, seed=0, **options)
+    diff = (r.log_prob - trained.log_prob(r.x, **options)).abs()
     assert diff.mean() < 2e-4 and diff.max() < 2e-3, diff.max()
 
 
@@ -193,6 +193,6 @@ def test_bad_sampling_options_are_rejected():
     flow = FlowModel(SmoothField(2), torch.zeros(2), torch.ones(2))
     for n in (0, 2.5):
         with pytest.raises(FlowmatchError, match="number of samples"):
-            flow.sample(n, return_log_prob=True)
+            flow.sample_and_log_prob(n)
     with pytest.raises(FlowmatchError, match="unknown divergence"):
-        flow.sample(3, return_log_prob=True, divergence="nope")
+        flow.sample_and_log_prob(3, divergence="nope")

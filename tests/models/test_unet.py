@@ -59,5 +59,5 @@ def test_bad_shapes_are_rejected():
         build_model(ModelConfig(name="unet", levels=2), (1, 6, 6))
     with pytest.raises(FlowmatchError, match="images"):
         build_model(ModelConfig(name="unet"), (16,))
-    with pytest.raises(FlowmatchError, match="--model unet"):
+    with pytest.raises(FlowmatchError, match="use the unet model"):
         build_model(ModelConfig(name="mlp"), (1, 8, 8))

@@ -14,7 +14,7 @@ import flowmatch
 from flowmatch.errors import FlowmatchError
 from flowmatch.likelihood import log_prob, make_divergence
 from flowmatch.models import ModelConfig
-from flowmatch.training import METHODS, TrainConfig, train
+from flowmatch.training import METHODS, Batch, TrainConfig, train
 from flowmatch.training.cnf import jittered_grid
 from tests.training.resume_check import assert_resume_is_exact
 
@@ -38,17 +38,18 @@ def tiny(**kw):
 
 def test_loss_is_the_nll_per_dimension_in_data_units_plus_the_kinetic_energy():
     cfg = tiny(cnf_solver="rk4", cnf_steps=4, cnf_jitter=False)
-    method = METHODS["cnf"]
+    method = METHODS["cnf"](cfg)
     mean, std = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
     torch.manual_seed(0)
-    flow = method.build(cfg, (2,), mean, std)
+    flow = method.build((2,), mean, std)
     x = mean + std * torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
-    loss = method.loss(flow, flow.standardize(x), torch.Generator(), cfg)
+    batch = Batch(None, flow.standardize(x))
+    loss = method.loss(flow, batch, torch.Generator())
     expected = -flow.log_prob(x, solver="rk4", steps=4).mean() / 2
     torch.testing.assert_close(loss.detach(), expected)
     lam = 0.3
     cfg_ke = dataclasses.replace(cfg, cnf_kinetic=lam)
-    with_ke = method.loss(flow, flow.standardize(x), torch.Generator(), cfg_ke)
+    with_ke = METHODS["cnf"](cfg_ke).loss(flow, batch, torch.Generator())
     z = flow.standardize(x)
     ke = log_prob(flow.flat_field(), z, make_divergence("exact", z), kinetic=True,
                   solver="rk4", steps=4).kinetic  # fmt: skip

@@ -12,7 +12,7 @@ from flowmatch.data import DATASETS, ArrayDataset
 from flowmatch.errors import FlowmatchError
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import MLPVelocity, ModelConfig
-from flowmatch.training import TrainConfig, train
+from flowmatch.training import Batch, TrainConfig, train
 from flowmatch.training.methods import FlowMatching
 from tests.training.resume_check import assert_resume_is_exact
 
@@ -56,12 +56,12 @@ def test_the_loss_drops_conditions_at_the_asked_rate():
 
     flow.velocity.condition.forward = spy
     g = torch.Generator().manual_seed(0)
-    x1, labels = torch.randn(4000, 2), torch.arange(4000) % 3
+    batch = Batch(torch.randn(4000, 2), torch.randn(4000, 2), torch.arange(4000) % 3)
     for p in (0.0, 0.25):
         seen.clear()
-        cfg = TrainConfig(cond_drop=p)
+        method = FlowMatching(TrainConfig(cond_drop=p))
         for _ in range(10):
-            FlowMatching().loss(flow, x1, g, cfg, cond=labels)
+            method.loss(flow, batch, g)
         rate = float(torch.cat(seen).float().mean())
         assert abs(rate - p) <= 5 * math.sqrt(p * (1 - p) / 40_000) + 1e-12, (p, rate)
 
@@ -128,16 +128,16 @@ def test_no_conditional_ignores_the_labels(labelled, tmp_path):
 
 @pytest.mark.parametrize("coupling", ["ot", "sinkhorn", "class-ot"])
 def test_training_batches_pair_noise_and_data_only_within_a_class(coupling):
-    from flowmatch.training.pairs import draw_batch
+    from flowmatch.training.batches import CoupledBatches
 
     torch.manual_seed(0)
     flow = FlowModel(MLPVelocity(2, 16, 1, num_classes=3), torch.zeros(2), torch.ones(2))
     labels = torch.tensor([0, 1, 2, 2, 0, 1, 1, 0, 2, 2, 1, 0] * 8)  # (96,), two OT blocks
     x1 = CENTERS[labels] + 0.1 * torch.randn(96, 2)
-    cfg = TrainConfig(coupling=coupling)
     g = torch.Generator().manual_seed(3)
-    x0 = flow.noise(96, torch.Generator().manual_seed(3))  # the draw draw_batch will make
-    paired, same = draw_batch(flow, x1, g, cfg, labels)
+    source = CoupledBatches(mixture(), flow, 96, g, True, coupling=coupling, ot_batch=64)
+    x0 = flow.noise(96, torch.Generator().manual_seed(3))  # the draw the source will make
+    paired, same = source.couple(x1, labels)
     assert same is x1
     for c in range(3):  # class c's data get partners only among class c's noise rows
         at = labels == c

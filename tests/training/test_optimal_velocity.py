@@ -3,7 +3,7 @@
 import torch
 
 from flowmatch.models import ModelConfig
-from flowmatch.training import FlowMatching, TrainConfig
+from flowmatch.training import Batch, FlowMatching, TrainConfig
 
 
 def optimal_velocity(x, t, mu, s):
@@ -22,15 +22,16 @@ def test_trained_mlp_approaches_the_gaussian_optimum():
     torch.manual_seed(0)
     mu, s = torch.tensor([1.0, -0.5]), torch.tensor([0.5, 1.5])
     cfg = TrainConfig(model=ModelConfig(width=64, depth=2))
-    method = FlowMatching()
-    flow = method.build(cfg, (2,), torch.zeros(2), torch.ones(2))
+    method = FlowMatching(cfg)
+    flow = method.build((2,), torch.zeros(2), torch.ones(2))
     opt = torch.optim.Adam(flow.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for step in range(1500):
         for group in opt.param_groups:
             group["lr"] = 3e-3 * (1 - step / 1500) + 1e-4
         x1 = mu + s * torch.randn(512, 2, generator=g)
-        loss = method.loss(flow, x1, g, cfg)
+        x0 = flow.noise(512, g)  # the independent coupling: x0 ~ N(0, I) as drawn
+        loss = method.loss(flow, Batch(x0, x1), g)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -11,14 +11,14 @@ import flowmatch
 from flowmatch.errors import FlowmatchError
 from flowmatch.models import ModelConfig
 from flowmatch.training import TrainConfig, generate_pairs, reflow, train
-from flowmatch.training.methods import METHODS
-from flowmatch.training.pairs import (
+from flowmatch.training.batches import (
     OT_CHUNK_STEPS,
+    ChunkedBatches,
+    PairTableBatches,
     chunk_steps,
-    draw_chunk,
-    load_pairs,
-    save_pairs,
 )
+from flowmatch.training.methods import METHODS
+from flowmatch.training.pairs import load_pairs, save_pairs
 from tests.training.resume_check import assert_resume_is_exact
 
 TINY = TrainConfig(
@@ -79,11 +79,17 @@ def test_distillation_loss_is_the_one_step_regression(teacher, tmp_path):
     x0, x1, _ = generate_pairs(flow, 64, seed=1, solver="euler", steps=2)
     save_pairs(tmp_path / "p.npz", x0, x1)
     cfg = dataclasses.replace(TINY, method="distill", pairs=str(tmp_path / "p.npz"))
-    model = METHODS["distill"].build(cfg, (2,), flow.data_mean, flow.data_std)
+    method = METHODS["distill"](cfg)
+    model = method.build((2,), flow.data_mean, flow.data_std)
+    data = flowmatch.data.get_dataset(cfg.data)
+    source = PairTableBatches(data, model, 8, torch.Generator().manual_seed(0), pairs=cfg.pairs)
+    batch = source.next()
     g = torch.Generator().manual_seed(0)
-    loss = METHODS["distill"].loss(model, torch.zeros(8, 2), g, cfg)
-    idx = torch.randint(64, (8,), generator=torch.Generator().manual_seed(0))
+    data.sample_batch(8, g)  # the source draws a data batch first, as earlier releases did
+    idx = torch.randint(64, (8,), generator=g)
     z0, z1 = x0[idx], model.standardize(x1[idx])  # the Gaussian source is not rescaled
+    assert torch.equal(batch.x0, z0) and torch.equal(batch.x1, z1) and batch.cond is None
+    loss = method.loss(model, batch, torch.Generator())
     expected = (model.velocity(z0, 0.0) - (z1 - z0)).square().mean()
     assert torch.allclose(loss, expected)
 
@@ -163,10 +169,12 @@ def test_blockwise_ot_training_resumes_bit_for_bit(tmp_path, stop_after):
 
 def test_chunked_pairs_are_optimal_within_each_block_of_each_batch():
     cfg = dataclasses.replace(TINY, coupling="ot", ot_batch=6, batch_size=24)
-    flow = METHODS["fm"].build(cfg, (2,), torch.zeros(2), torch.ones(2))
+    flow = METHODS["fm"](cfg).build((2,), torch.zeros(2), torch.ones(2))
     data = flowmatch.data.get_dataset("8gaussians")
     g = torch.Generator().manual_seed(0)
-    x0, x1 = draw_chunk(flow, data, g, cfg, 3, flow.standardize)  # 3 steps of 24 rows
+    source = ChunkedBatches(data, flow, 24, g, coupling="ot", ot_batch=6, steps=3)
+    batches = [source.next() for _ in range(3)]  # one chunk of 3 steps of 24 rows
+    x0, x1 = torch.cat([b.x0 for b in batches]), torch.cat([b.x1 for b in batches])
     g = torch.Generator().manual_seed(0)  # the same draws, unpaired
     assert torch.equal(flow.standardize(data.sample_batch(72, g)[0]), x1)
     raw = flow.noise(72, g)

@@ -98,7 +98,7 @@ def test_config_round_trip_and_runs_saved_before_a_field_existed():
 
 @pytest.mark.parametrize("max_norm", [1e-3, 1.0, 1e3])
 def test_clip_grad_norm_matches_torch_and_caps_the_norm(max_norm):
-    from flowmatch.training.loop import clip_grad_norm
+    from flowmatch.training.optim import clip_grad_norm
 
     g = torch.Generator().manual_seed(0)
     ours = [torch.nn.Parameter(torch.randn(5, 3, generator=g)) for _ in range(3)]

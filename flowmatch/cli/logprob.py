@@ -1,4 +1,4 @@
-"""Command-line plumbing of ``flowmatch logprob``: the mean NLL of data under a trained run.
+"""``flowmatch logprob``: the mean NLL of data under a trained run, with bits per dimension.
 
 The points are a data file or a built-in data set (its held-out split). For discrete-valued
 data (a run trained on a quantized set such as ``digits``), points on the value grid are
@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+from flowmatch.cli.common import (
+    add_device_flags,
+    add_run_dir,
+    add_solver_flags,
+    check_output,
+    load_from_args,
+    save_npy,
+    solver_kwargs,
+)
+from flowmatch.errors import FlowmatchError, check_int, check_points
 
-from flowmatch.cli_common import add_solver_flags, check_output, load_from_args, save_npy
-from flowmatch.errors import FlowmatchError, check_points
+if TYPE_CHECKING:
+    import torch
 
-__all__ = ["add_logprob_flags", "run_logprob"]
+    from flowmatch.training.runs import RunInfo
+
+__all__ = ["DEFAULT_BATCH", "add_parser", "run"]
 
 DEFAULT_BATCH = 2048  # points per solve: bounds memory (exact divergence in 64-D is D x wider)
 
 
-def add_logprob_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of ``flowmatch logprob``."""
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    """Add the ``logprob`` subparser."""
     from flowmatch.likelihood import DIVERGENCES, PROBES
 
-    p.add_argument("run", type=Path, metavar="RUN_DIR")
+    p = sub.add_parser(name, help="log-density of data: mean NLL ± stderr and bits/dim")
+    add_run_dir(p)
     p.add_argument(
         "--data",
         required=True,
@@ -67,16 +80,18 @@ def add_logprob_flags(p: argparse.ArgumentParser) -> None:
         help="dequantize each grid point K times and score log of the mean density: a tighter "
         "bound on the discrete NLL (needs --divergence exact; default 1)",
     )
-    add_solver_flags(p)
-    p.set_defaults(solver="dopri5")
+    add_solver_flags(p, default="dopri5")
+    add_device_flags(p)
 
 
-def _points(args: argparse.Namespace, info, quantization, g: torch.Generator):
+def _points(
+    args: argparse.Namespace, info: RunInfo, quantization: Any, g: torch.Generator
+) -> tuple[torch.Tensor, str, Any]:
     """The points to score, a description, and the grid to dequantize them on (or None)."""
     from flowmatch.data import DATASETS, get_dataset, load_array
 
-    if args.n is not None and args.n < 1:
-        raise FlowmatchError(f"--n must be >= 1, got {args.n}")
+    if args.n is not None:
+        check_int(args.n, "--n")
     if args.data in DATASETS:
         dataset = get_dataset(args.data)
         grid = dataset.quantization
@@ -114,44 +129,40 @@ def _points(args: argparse.Namespace, info, quantization, g: torch.Generator):
     return x, note, quantization if on_grid else None
 
 
-def run_logprob(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     """Print the mean NLL with its standard error and bits/dim; optionally save log p."""
+    import torch
+
     from flowmatch.data import DATASETS, get_dataset
     from flowmatch.likelihood import dequantized_log_prob, resolve_divergence, summarize_nll
 
     if args.out is not None:
         check_output(args.out, ".npy")
-    if args.probes < 1:
-        raise FlowmatchError(f"--probes must be >= 1, got {args.probes}")
-    if args.batch_size < 1:
-        raise FlowmatchError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.steps < 1:
-        raise FlowmatchError(f"--steps must be >= 1, got {args.steps}")
+    check_int(args.probes, "--probes")
+    check_int(args.batch_size, "--batch-size")
+    k = check_int(args.dequant_samples, "--dequant-samples")
+    options = solver_kwargs(args)
     flow, info = load_from_args(args)
     name = info.config.data
     quantization = get_dataset(name).quantization if name in DATASETS else None
     g = torch.Generator().manual_seed(args.seed)
     x, note, grid = _points(args, info, quantization, g)
-    k = args.dequant_samples
     method = resolve_divergence(args.divergence, info.dim)
-    if k < 1:
-        raise FlowmatchError(f"--dequant-samples must be >= 1, got {k}")
     if k > 1 and grid is None:
         raise FlowmatchError(
             "--dequant-samples needs grid-valued points of a discrete data set (e.g. digits); "
             f"{args.data} is scored as continuous"
         )
-    if k > 1 and method != "exact" and hasattr(flow, "log_prob_with_stats"):
+    if k > 1 and method != "exact" and flow.integrates_ode:
         raise FlowmatchError(
             "--dequant-samples K > 1 averages densities, which noisy Hutchinson estimates "
             "would bias; add --divergence exact"
         )
-    options = {"solver": args.solver, "steps": args.steps, "atol": args.atol, "rtol": args.rtol}
     nfe = 0
 
     def score(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         nonlocal nfe
-        if not hasattr(flow, "log_prob_with_stats"):  # a discrete flow: exact log-det, no ODE
+        if not flow.integrates_ode:  # a stack of layers: exact log-det, no ODE options
             return flow.log_prob(y.to(flow.device)), torch.zeros(y.shape[0])
         r = flow.log_prob_with_stats(
             y.to(flow.device),
@@ -176,7 +187,7 @@ def run_logprob(args: argparse.Namespace) -> None:
         stderr = torch.zeros_like(log_p)
     if grid is not None:
         note += " (dequantized)" if k == 1 else f" (dequantized {k} times each)"
-    if hasattr(flow, "log_prob_with_stats"):
+    if flow.integrates_ode:
         if method == "hutchinson":
             method += f" ({args.probes} {args.probe} probes per point)"
         how = f"{args.solver}, NFE {nfe}, divergence {method}"

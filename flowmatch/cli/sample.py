@@ -1,0 +1,159 @@
+"""``flowmatch sample``: draw samples (noise -> data), with conditions and guidance if asked."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowmatch.cli.common import (
+    add_condition_flags,
+    add_device_flags,
+    add_run_dir,
+    add_solver_flags,
+    add_time_grid_flag,
+    check_output,
+    grid_kwargs,
+    load_from_args,
+    run_condition,
+    save_npy,
+)
+from flowmatch.errors import FlowmatchError, check_int
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from flowmatch.flows.base import Flow
+    from flowmatch.training.runs import RunInfo
+
+__all__ = ["GRID_SUFFIXES", "add_parser", "run", "sample_condition", "write_grid"]
+
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    """Add the ``sample`` subparser."""
+    p = sub.add_parser(name, help="draw samples (noise -> data)")
+    add_run_dir(p)
+    p.add_argument(
+        "--n", type=int, help="number of samples (default: 1000, or 64 for a --grid alone)"
+    )
+    p.add_argument("--out", type=Path, help="output .npy file")
+    p.add_argument("--grid", type=Path, help="also (or only) write the samples as an image grid")
+    add_condition_flags(p)
+    add_solver_flags(p)
+    add_device_flags(p)
+    add_time_grid_flag(p)
+    p.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Write the samples to ``--out`` and/or an image grid to ``--grid``; print the NFE."""
+    if args.out is None and args.grid is None:
+        raise FlowmatchError("give --out FILE.npy for the samples, --grid FILE.png, or both")
+    if args.out is not None:
+        check_output(args.out, ".npy")
+    if args.grid is not None:
+        check_output(args.grid, *GRID_SUFFIXES, flag="--grid")
+    n = args.n if args.n is not None else (1000 if args.out is not None else 64)
+    check_int(n, "--n")
+    flow, info = load_from_args(args)
+    n, extra, nrow = sample_condition(args, flow, info, n)
+    options = grid_kwargs(args, flow)
+    sol = flow.trajectory(n, seed=args.seed, return_trajectory=False, **extra, **options)
+    how = f"{args.solver}, NFE {sol.nfe}" if flow.integrates_ode else f"{sol.nfe} layers"
+    if args.out is not None:
+        save_npy(args.out, sol.x)
+        print(f"wrote {n} samples to {args.out} ({how})")
+    if args.grid is not None:
+        write_grid(sol.x, info, args.grid, nrow)
+        print(f"wrote a grid of {n} samples to {args.grid} ({how})")
+
+
+def sample_condition(
+    args: argparse.Namespace, flow: Flow, info: RunInfo, n: int
+) -> tuple[int, dict[str, Any], int | None]:
+    """Turn ``--class`` / ``--cond`` / ``--guidance`` into sampling options.
+
+    Returns:
+        The number of samples (a ``--cond`` file with several rows sets it when ``--n`` is
+        not given), the keyword arguments ``cond`` / ``guidance`` of ``flow.trajectory``,
+        and the images per row of a grid (the class count for ``--class all``, else None).
+    """
+    import torch
+
+    from flowmatch.data import load_array
+
+    spec = run_condition(info)
+    label, cond_file, guidance = args.label, args.cond, args.guidance
+    if label is not None and cond_file is not None:
+        raise FlowmatchError("give --class or --cond, not both")
+    extra: dict[str, Any] = {}
+    nrow = None
+    if label is not None:
+        if spec is None or spec.kind != "class":
+            raise FlowmatchError(
+                f"--class needs a class-conditional run, but {info.run_dir} was trained "
+                + ("without conditions" if spec is None else f"on {spec.kind} conditions")
+                + ("" if spec is None else "; use --cond FILE")
+            )
+        if label == "all":
+            extra["cond"] = torch.arange(n) % spec.size  # (n,): classes in turn
+            nrow = spec.size
+        else:
+            extra["cond"] = _class_index(label, spec.names, spec.size)
+    elif cond_file is not None:
+        if spec is None or spec.kind != "vector":
+            raise FlowmatchError(
+                f"--cond needs a run trained on condition vectors, but {info.run_dir} was "
+                + ("trained without conditions" if spec is None else "trained on class labels")
+                + ("" if spec is None else "; use --class K")
+            )
+        c = load_array(cond_file)  # (m, d)
+        if c.shape[0] > 1 and args.n is None:
+            n = c.shape[0]
+        extra["cond"] = c
+    if guidance is not None:
+        if "cond" not in extra:
+            raise FlowmatchError(
+                "--guidance steers towards a condition; give --class K or --cond FILE too"
+            )
+        if info.config.cond_drop <= 0:
+            raise FlowmatchError(
+                f"{info.run_dir} was trained with --cond-drop 0, so it never learned the "
+                "unconditional field that guidance needs; retrain with --cond-drop 0.1"
+            )
+        extra["guidance"] = guidance
+    if "cond" in extra:  # all checks (unknown class, wrong vector size) before any sampling
+        extra["cond"] = flow.check_condition(extra["cond"], n)
+    return n, extra, nrow
+
+
+def _class_index(label: str, names: list[str], size: int) -> int:
+    """The class of ``--class K``: a number (checked by the model) or a class name."""
+    try:
+        return int(label)
+    except ValueError:
+        index = {name.lower(): i for i, name in enumerate(names)}
+        if label.lower() not in index:
+            raise FlowmatchError(
+                f"--class must be a class number 0..{size - 1}, a class name or 'all', "
+                f"got {label!r}"
+            ) from None
+        return index[label.lower()]
+
+
+def write_grid(x: Tensor, info: RunInfo, path: Path, nrow: int | None) -> Path:
+    """Save image samples (n, C, H, W) as a grid, clipped to the training data's range."""
+    from flowmatch.data import get_dataset
+    from flowmatch.viz import save_image_grid
+
+    if x.ndim != 4:
+        raise FlowmatchError(
+            f"--grid draws images, but this run's samples have shape {tuple(x.shape[1:])}; "
+            "use --out"
+        )
+    train = getattr(get_dataset(info.config.data), "train_data", None)
+    if train is not None:  # clip outliers so they do not wash out the grey levels
+        x = x.clamp(float(train.min()), float(train.max()))
+    return save_image_grid(x.cpu().numpy(), path, nrow=nrow)

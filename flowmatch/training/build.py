@@ -1,0 +1,180 @@
+"""Setting up a run: its resolved config and record, then its model, optimizer, EMA and batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from flowmatch.data import DATASETS, Dataset, get_dataset
+from flowmatch.data.logit import LogitTransform
+from flowmatch.data.sources import resolve_source_spec
+from flowmatch.errors import FlowmatchError
+from flowmatch.training.batches import batch_source
+from flowmatch.training.conditioning import resolve_condition
+from flowmatch.training.config import TrainConfig
+from flowmatch.training.ema import EMA
+from flowmatch.training.methods import METHODS
+from flowmatch.training.optim import make_optimizer
+from flowmatch.training.pairs import pair_table
+from flowmatch.training.state import TrainState
+
+__all__ = [
+    "apply_threads",
+    "build_state",
+    "data_statistics",
+    "logit_for",
+    "prepare_run",
+    "resolve_device",
+]
+
+STATS_SAMPLES = 100_000  # draws used to estimate the statistics of a built-in generator
+STATS_SEED = 2**31 - 1
+SMALL_MODEL_PARAMS = 2_000_000  # below this, one CPU thread beats several (measured)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``--device``, checked to exist."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FlowmatchError(f"unknown --device '{name}'; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FlowmatchError("--device cuda was asked for but no CUDA GPU is available; use cpu")
+    return device
+
+
+def apply_threads(cfg: TrainConfig, model: nn.Module, device: torch.device) -> int:
+    """Set torch's CPU threads: cfg.threads, or 1 for small models (0 = automatic)."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    elif device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
+def data_statistics(dataset: Dataset, logit: LogitTransform | None = None) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and std of the training data (of many draws, for a generator), after
+    the logit transform if one is given."""
+    from flowmatch.data import Standardizer
+
+    train = getattr(dataset, "train_data", None)
+    if train is None:
+        train = dataset.sample(STATS_SAMPLES, torch.Generator().manual_seed(STATS_SEED))
+    if logit is not None:
+        train = logit.forward(train)
+    per_feature = getattr(dataset, "per_feature_standardization", True)  # images: one scale
+    st = Standardizer.fit(train.reshape(train.shape[0], -1), per_feature=per_feature)
+    return st.mean, st.std
+
+
+def logit_for(cfg: TrainConfig, dataset: Dataset) -> LogitTransform | None:
+    """The logit transform of ``--logit ALPHA`` over the data's range (None for 0)."""
+    if not cfg.logit:
+        return None
+    q = getattr(dataset, "quantization", None)
+    if q is None:
+        raise FlowmatchError(
+            f"--logit needs data with a known bounded range (a quantized set such as digits); "
+            f"{cfg.data} has none, so drop --logit"
+        )
+    return LogitTransform(q.low, q.high, cfg.logit)
+
+
+def _sample_shape(dataset: Dataset) -> tuple[int, ...]:
+    return tuple(getattr(dataset, "shape", (dataset.dim,)))
+
+
+def prepare_run(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
+    """The resolved config and the record (``config.json``) of a new run of ``cfg``.
+
+    The resolved config is a new object (``cfg`` is left as it is) with files of data,
+    source, pairs and teacher run as absolute paths, so the run resumes from any folder, and
+    the data's condition size in its model config. The record holds it with the statistics
+    of the data: shape, mean and std (after the logit map, if any), and the condition spec.
+
+    Args:
+        cfg: a validated configuration.
+
+    Returns:
+        ``(resolved config, record)``.
+    """
+    dataset = get_dataset(cfg.data)
+    logit = logit_for(cfg, dataset)
+    mean, std = data_statistics(dataset, logit)
+    if not cfg.standardize:  # the network sees the data (and a data source) in their own units
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
+    shape = list(_sample_shape(dataset))
+    cfg, condition = resolve_condition(cfg, dataset, METHODS[cfg.method])
+    paths: dict[str, Any] = {"source": resolve_source_spec(cfg.source)}
+    if cfg.data not in DATASETS:  # a file
+        paths["data"] = str(Path(cfg.data).resolve())
+    for name in ("pairs", "init_from"):  # files of other runs
+        if getattr(cfg, name):
+            paths[name] = str(Path(getattr(cfg, name)).resolve())
+    cfg = dataclasses.replace(cfg, **paths)
+    if cfg.pairs:
+        table, dim = pair_table(cfg.pairs), math.prod(shape)
+        if table.x1[0].numel() != dim:
+            raise FlowmatchError(
+                f"--pairs {cfg.pairs} holds points of {table.x1[0].numel()} features but "
+                f"{cfg.data} has {dim}"
+            )
+    record = {
+        "config": cfg.to_dict(),
+        "data": {"shape": shape, "mean": mean.tolist(), "std": std.tolist()},
+    }
+    if logit is not None:
+        record["data"]["logit"] = logit.to_dict()
+    if condition is not None:
+        record["data"]["condition"] = condition.to_dict()
+    return cfg, record
+
+
+def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) -> TrainState:
+    """The fresh (step 0) training state of a run: model, EMA, optimizer and batch source.
+
+    The model is initialized from ``cfg.seed`` (torch's global generator is left as it was)
+    and the batch source draws from a generator seeded with it too. Torch's CPU threads are
+    set by :func:`apply_threads`.
+
+    Args:
+        cfg: the run's resolved configuration.
+        record: the run's record; its ``data`` entry gives shape, statistics and logit map.
+        device: where to train.
+
+    Returns:
+        The state, ready to train or to :meth:`~TrainState.load` a checkpoint into.
+    """
+    method = METHODS[cfg.method](cfg)
+    dataset = get_dataset(cfg.data)
+    data = record["data"]
+    shape = tuple(data["shape"])
+    if _sample_shape(dataset) != shape:
+        raise FlowmatchError(
+            f"{cfg.data} now has samples of shape {_sample_shape(dataset)}, "
+            f"but the run was trained on shape {shape}"
+        )
+    mean, std = torch.tensor(data["mean"]), torch.tensor(data["std"])
+    with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
+        torch.manual_seed(cfg.seed)
+        model = method.build(shape, mean, std).to(device)
+    if "logit" in data:
+        model.logit = LogitTransform.from_dict(data["logit"])
+    apply_threads(cfg, model, device)
+    ema = EMA(model, cfg.ema_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(cfg, params, device)
+    source = batch_source(
+        cfg,
+        dataset,
+        model,
+        torch.Generator().manual_seed(cfg.seed),
+        coupled=method.coupled,
+        conditional=bool(cfg.model.num_classes or cfg.model.cond_dim),
+    )
+    return TrainState(model, ema, optimizer, source)
