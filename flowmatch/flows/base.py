@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from flowmatch.data.logit import LogitTransform
 from flowmatch.likelihood import LogProbResult
 from flowmatch.solvers import ODESolution
 
@@ -62,6 +63,15 @@ class Flow(nn.Module, ABC):
     Densities follow the change of variables, log p_1(x_1) = log p_0(x_0) - log|det ∂φ/∂x_0|,
     where for an ODE log|det ∂φ/∂x_0| = int_0^1 div v_t(x_t) dt.
 
+    The map works on standardized data z = (x - mean) / std (after a logit transform, for a
+    run on bounded data); the base class holds those statistics as buffers and converts, so
+    every method takes and returns data units.
+
+    Args:
+        mean: per-feature mean of the (transformed) training data, (D,).
+        std: per-feature standard deviation, (D,).
+        logit: an optional logit transform applied before the standardization.
+
     Attributes:
         integrates_ode: whether the map is the solution of an ODE, so that the options of
             :data:`ODE_OPTIONS` apply.
@@ -72,6 +82,12 @@ class Flow(nn.Module, ABC):
     """
 
     integrates_ode: ClassVar[bool]
+
+    def __init__(self, mean: Tensor, std: Tensor, logit: LogitTransform | None = None) -> None:
+        super().__init__()
+        self.logit = logit
+        self.register_buffer("data_mean", mean.detach().clone().float().reshape(-1))
+        self.register_buffer("data_std", std.detach().clone().float().reshape(-1))
 
     @property
     @abstractmethod
@@ -84,9 +100,35 @@ class Flow(nn.Module, ABC):
         return math.prod(self.shape)
 
     @property
-    @abstractmethod
     def device(self) -> torch.device:
-        """The device of the flow's parameters and buffers."""
+        """The device of the buffers (and, once moved with the module, the parameters)."""
+        return self.data_mean.device
+
+    # -- units ------------------------------------------------------------------------------
+    def standardize(self, x: Tensor) -> Tensor:
+        """z = (x - mean) / std for x (..., *shape), after the logit transform if any."""
+        if self.logit is not None:
+            x = self.logit.forward(x)
+        return (x - self.data_mean.reshape(self.shape)) / self.data_std.reshape(self.shape)
+
+    def unstandardize(self, z: Tensor) -> Tensor:
+        """x = z * std + mean for z (..., *shape), then the inverse logit transform if any."""
+        x = z * self.data_std.reshape(self.shape) + self.data_mean.reshape(self.shape)
+        return x if self.logit is None else self.logit.inverse(x)
+
+    def log_abs_det_standardize(self) -> Tensor:
+        """log |det dz/dx| = -sum_j log std_j of z = (x - mean) / std, a scalar.
+
+        Densities convert as log p_x(x) = log p_z(z) + this, so log-densities come out in the
+        data's own units.
+        """
+        return -torch.log(self.data_std).sum()
+
+    def log_abs_det_to_z(self, x: Tensor) -> Tensor:
+        """log |det dz/dx| at data points x (N, ...): the standardization's log-det plus, with
+        a logit transform, its log-det at each point; (N,) or a scalar without one."""
+        ladj = self.log_abs_det_standardize()
+        return ladj if self.logit is None else ladj + self.logit.log_abs_det(x)
 
     @abstractmethod
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -66,48 +66,14 @@ class FlowModel(Flow):
         source: Source | None = None,
         logit: LogitTransform | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(mean, std, logit)
         self.velocity = velocity
         self.source = source if source is not None else GaussianSource()
-        self.logit = logit
-        self.register_buffer("data_mean", mean.detach().clone().float())
-        self.register_buffer("data_std", std.detach().clone().float())
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of one sample, that of the velocity network."""
         return tuple(self.velocity.shape)
-
-    @property
-    def device(self) -> torch.device:
-        """The device of the buffers (and, once moved with the module, the network)."""
-        return self.data_mean.device
-
-    # -- units ------------------------------------------------------------------------------
-    def standardize(self, x: Tensor) -> Tensor:
-        """z = (x - mean) / std for x (..., *shape), after the logit transform if any."""
-        if self.logit is not None:
-            x = self.logit.forward(x)
-        return (x - self.data_mean.reshape(self.shape)) / self.data_std.reshape(self.shape)
-
-    def unstandardize(self, z: Tensor) -> Tensor:
-        """x = z * std + mean for z (..., *shape), then the inverse logit transform if any."""
-        x = z * self.data_std.reshape(self.shape) + self.data_mean.reshape(self.shape)
-        return x if self.logit is None else self.logit.inverse(x)
-
-    def log_abs_det_standardize(self) -> Tensor:
-        """log |det dz/dx| = -sum_j log std_j of z = (x - mean) / std, a scalar.
-
-        Densities convert as log p_x(x) = log p_z(z) + this, so log-densities come out in the
-        data's own units.
-        """
-        return -torch.log(self.data_std).sum()
-
-    def log_abs_det_to_z(self, x: Tensor) -> Tensor:
-        """log |det dz/dx| at data points x (N, ...): the standardization's log-det plus, with
-        a logit transform, its log-det at each point; (N,) or a scalar without one."""
-        ladj = self.log_abs_det_standardize()
-        return ladj if self.logit is None else ladj + self.logit.log_abs_det(x)
 
     # -- the ODE ------------------------------------------------------------------------------
     def field(

@@ -54,7 +54,7 @@ class DiscreteFlowModel(Flow):
     integrates_ode: ClassVar[bool] = False
 
     def __init__(self, stack: FlowStack, shape: tuple[int, ...], mean: Tensor, std: Tensor):
-        super().__init__()
+        super().__init__(mean, std)
         self._shape = tuple(int(s) for s in shape)
         if math.prod(self._shape) != stack.dim:
             raise FlowmatchError(
@@ -62,18 +62,11 @@ class DiscreteFlowModel(Flow):
                 f"{math.prod(self._shape)} features"
             )
         self.stack = stack
-        self.register_buffer("data_mean", mean.detach().clone().float().reshape(-1))
-        self.register_buffer("data_std", std.detach().clone().float().reshape(-1))
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of one sample."""
         return self._shape
-
-    @property
-    def device(self) -> torch.device:
-        """The device of the buffers and layers."""
-        return self.data_mean.device
 
     @property
     def discrete(self) -> bool:
@@ -84,17 +77,6 @@ class DiscreteFlowModel(Flow):
             stacklevel=2,
         )
         return True
-
-    # -- units ------------------------------------------------------------------------------
-    def standardize(self, x: Tensor) -> Tensor:
-        """(N, *shape) data -> (N, *shape) standardized."""
-        n = x.shape[0]
-        return ((x.reshape(n, -1) - self.data_mean) / self.data_std).reshape(x.shape)
-
-    def unstandardize(self, z: Tensor) -> Tensor:
-        """(..., N, *shape) standardized -> data units."""
-        flat = z.reshape(*z.shape[: z.ndim - len(self.shape)], self.dim)
-        return (flat * self.data_std + self.data_mean).reshape(z.shape)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n draws of N(0, I) of shape (n, *shape), as :meth:`FlowModel.noise` draws them."""
@@ -149,7 +131,7 @@ class DiscreteFlowModel(Flow):
         z1 = self.standardize(x.reshape(n, *self.shape)).reshape(n, self.dim)  # (N, D)
         parts = [self.stack.inverse(z1[i : i + size]) for i in range(0, n, size)]
         z0, ladj = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        log_p = standard_normal_log_prob(z0) + ladj - self.data_std.log().sum()
+        log_p = standard_normal_log_prob(z0) + ladj + self.log_abs_det_standardize()
         return LogProbResult(
             log_prob=log_p,
             stderr=torch.zeros_like(log_p),
@@ -168,7 +150,7 @@ class DiscreteFlowModel(Flow):
         n = check_int(n, "the number of samples")
         z = self.noise(n, generator).reshape(n, self.dim)  # (n, D)
         x, ladj = self.stack(z)
-        log_q = standard_normal_log_prob(z) - ladj - self.data_std.log().sum()
+        log_q = standard_normal_log_prob(z) - ladj + self.log_abs_det_standardize()
         return LogProbResult(
             log_prob=log_q,
             stderr=torch.zeros_like(log_q),

@@ -14,6 +14,7 @@ from flowmatch.data import DATASETS, Dataset, get_dataset
 from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import resolve_source_spec
 from flowmatch.errors import FlowmatchError
+from flowmatch.flows.base import Flow
 from flowmatch.training.batches import batch_source
 from flowmatch.training.conditioning import resolve_condition
 from flowmatch.training.config import TrainConfig
@@ -25,6 +26,7 @@ from flowmatch.training.state import TrainState
 
 __all__ = [
     "apply_threads",
+    "build_flow",
     "build_state",
     "data_statistics",
     "logit_for",
@@ -135,6 +137,22 @@ def prepare_run(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     return cfg, record
 
 
+def build_flow(cfg: TrainConfig, data: dict[str, Any]) -> Flow:
+    """The run's flow, untrained, from its config and the ``data`` entry of its record.
+
+    Args:
+        cfg: the run's configuration; ``cfg.method`` says which kind of flow.
+        data: the record's sample shape, statistics and (if any) logit map.
+    """
+    shape = tuple(int(s) for s in data["shape"])
+    mean = torch.tensor(data["mean"], dtype=torch.float32)
+    std = torch.tensor(data["std"], dtype=torch.float32)
+    flow = METHODS[cfg.method](cfg).build(shape, mean, std)
+    if "logit" in data:
+        flow.logit = LogitTransform.from_dict(data["logit"])
+    return flow
+
+
 def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) -> TrainState:
     """The fresh (step 0) training state of a run: model, EMA, optimizer and batch source.
 
@@ -159,12 +177,9 @@ def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) 
             f"{cfg.data} now has samples of shape {_sample_shape(dataset)}, "
             f"but the run was trained on shape {shape}"
         )
-    mean, std = torch.tensor(data["mean"]), torch.tensor(data["std"])
     with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
         torch.manual_seed(cfg.seed)
-        model = method.build(shape, mean, std).to(device)
-    if "logit" in data:
-        model.logit = LogitTransform.from_dict(data["logit"])
+        model = build_flow(cfg, data).to(device)
     apply_threads(cfg, model, device)
     ema = EMA(model, cfg.ema_decay)
     params = [p for p in model.parameters() if p.requires_grad]

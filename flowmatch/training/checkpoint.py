@@ -25,6 +25,7 @@ __all__ = [
     "optimizer_to_tensors",
     "read_run_record",
     "save_checkpoint",
+    "with_prefix",
     "write_run_record",
 ]
 
@@ -145,3 +146,8 @@ def optimizer_from_tensors(
             _, idx, key = name.split(".", 2)
             state.setdefault(int(idx), {})[key] = value
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def with_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of a checkpoint under ``prefix`` ("model.", "ema."), with it removed."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from flowmatch.data.logit import LogitTransform
 from flowmatch.errors import FlowmatchError
-from flowmatch.training.checkpoint import CHECKPOINT_FILE, load_checkpoint, read_run_record
+from flowmatch.flows.base import Flow
+from flowmatch.training.build import build_flow, resolve_device
+from flowmatch.training.checkpoint import (
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    read_run_record,
+    with_prefix,
+)
 from flowmatch.training.config import TrainConfig
-from flowmatch.training.loop import resolve_device
 from flowmatch.training.methods import METHODS
 
 __all__ = ["RunInfo", "load", "load_run"]
@@ -32,9 +36,7 @@ class RunInfo:
         return int(torch.tensor(self.shape).prod())
 
 
-def load_run(
-    run_dir: str | Path, *, device: str = "cpu", ema: bool = True
-) -> tuple[nn.Module, RunInfo]:
+def load_run(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> tuple[Flow, RunInfo]:
     """Rebuild the model of a run folder and load its (EMA, by default) weights.
 
     Reads only JSON and safetensors: loading never executes code from the folder.
@@ -50,27 +52,19 @@ def load_run(
     run_dir = Path(run_dir)
     record = read_run_record(run_dir)
     try:
-        info_cfg = TrainConfig.from_dict(record.get("config"))
-        data = record["data"]
-        shape = tuple(int(s) for s in data["shape"])
-        mean = torch.tensor(data["mean"], dtype=torch.float32)
-        std = torch.tensor(data["std"], dtype=torch.float32)
+        cfg = TrainConfig.from_dict(record.get("config"))
+        if cfg.method not in METHODS:
+            raise FlowmatchError(
+                f"{run_dir} was trained with method '{cfg.method}', which this flowmatch lacks"
+            )
+        model = build_flow(cfg, record["data"])
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, FlowmatchError):
             raise
         raise FlowmatchError(f"{run_dir}/config.json is incomplete or damaged ({exc})") from None
-    if info_cfg.method not in METHODS:
-        raise FlowmatchError(
-            f"{run_dir} was trained with method '{info_cfg.method}', which this flowmatch lacks"
-        )
-    model = METHODS[info_cfg.method](info_cfg).build(shape, mean, std)
-    if "logit" in data:
-        model.logit = LogitTransform.from_dict(data["logit"])
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT_FILE)
-    prefix = "ema." if ema else "model."
-    weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(with_prefix(tensors, "ema." if ema else "model."))
     except RuntimeError as exc:
         raise FlowmatchError(
             f"checkpoint in {run_dir} does not match its config.json ({str(exc).splitlines()[0]})"
@@ -79,7 +73,7 @@ def load_run(
     return model, RunInfo(run_dir, record, int(meta.get("step", 0)))
 
 
-def load(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> nn.Module:
+def load(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> Flow:
     """Load a trained model from a run folder; see :func:`load_run`.
 
     Example:

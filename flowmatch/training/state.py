@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from flowmatch.errors import FlowmatchError
 from flowmatch.training.batches import BatchSource
@@ -16,6 +16,7 @@ from flowmatch.training.checkpoint import (
     optimizer_from_tensors,
     optimizer_to_tensors,
     save_checkpoint,
+    with_prefix,
 )
 from flowmatch.training.ema import EMA
 
@@ -83,8 +84,8 @@ class TrainState:
         """Restore the record saved at ``path`` by :meth:`save` (of a run of the same config)."""
         tensors, meta = load_checkpoint(path)
         try:
-            self.model.load_state_dict(_strip(tensors, "model."))
-            self.ema.model.load_state_dict(_strip(tensors, "ema."))
+            self.model.load_state_dict(with_prefix(tensors, "model."))
+            self.ema.model.load_state_dict(with_prefix(tensors, "ema."))
             optimizer_from_tensors(self.optimizer, tensors, meta["param_groups"])
             step = int(meta["step"])
             self.source.load_state_dict(
@@ -107,7 +108,7 @@ class TrainState:
     def warm_start(self, run_dir: str | Path) -> None:
         """Start the model and its EMA from another run's EMA weights (reflow, distillation)."""
         tensors, _ = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
-        weights = _strip(tensors, "ema.")
+        weights = with_prefix(tensors, "ema.")
         try:
             self.model.load_state_dict(weights)
             self.ema.model.load_state_dict(weights)
@@ -116,7 +117,3 @@ class TrainState:
                 f"--init-from {run_dir}: its weights do not fit this model "
                 f"({str(exc).splitlines()[0]}); use the teacher's --model, --width and --depth"
             ) from None
-
-
-def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
