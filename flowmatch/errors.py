@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TypeVar
 
+import os
+
 import torch
 from torch import Tensor
 
-__all__ = ["FlowmatchError", "check_finite", "check_int", "check_points", "lookup"]
+__all__ = [
+    "FlowmatchError",
+    "available_memory",
+    "check_finite",
+    "check_int",
+    "check_memory",
+    "check_points",
+    "lookup",
+]
 
 V = TypeVar("V")
 
@@ -102,3 +112,45 @@ def lookup(registry: Mapping[str, V] | Collection[str], name: str, what: str) ->
     if isinstance(name, str) and name in registry:
         return registry[name] if isinstance(registry, Mapping) else name
     raise FlowmatchError(f"unknown {what} {name!r}; choose one of: {', '.join(registry)}")
+
+
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes a new allocation can get on ``device``: free GPU memory, or the machine's available
+    RAM on the CPU (Linux's MemAvailable, else physical memory; 0 where neither is known)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_memory(nbytes: int, what: str, device: torch.device | str = "cpu") -> None:
+    """Refuse, before allocating, a request that cannot fit in the memory of ``device``.
+
+    Args:
+        nbytes: an estimate of the bytes the request needs.
+        what: the request, for the message, e.g. ``"--n 1000000000000 samples of 2 floats"``.
+        device: where the memory would be allocated.
+
+    Example:
+        >>> check_memory(1024, "a small batch")
+        >>> check_memory(2**80, "--n 10**20 samples")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: --n 10**20 samples needs about ... GiB ...
+    """
+    free = available_memory(device)
+    if free and nbytes > free:
+        raise FlowmatchError(
+            f"{what} needs about {nbytes / 2**30:.3g} GiB but {torch.device(device)} has "
+            f"{free / 2**30:.3g} GiB available; ask for less"
+        )
