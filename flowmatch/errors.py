@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
 from typing import TypeVar
-
-import os
 
 import torch
 from torch import Tensor
