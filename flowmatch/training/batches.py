@@ -176,11 +176,10 @@ def chunk_steps(cfg: TrainConfig, conditional: bool) -> int:
     An exact coupling solved on blocks of ``--ot-batch`` rows makes B / k small assignment problems
     a step. Set up one step at a time inside the training loop, their conversions and solver calls
     run several times slower than alone (the network's work evicts them from the caches); drawn for
-    many steps at once they cost less than half as much a step (docs/benchmarks.md, "Where a
-    training step's time goes"). The pairs are the same coupling: every batch is still independent
-    draws of x0 and x1, coupled in blocks that lie inside the batch. Only unconditional
-    flow-matching runs on drawn noise whose batch is a multiple of the block qualify; the rest draw
-    one step at a time.
+    many steps at once they cost less than half as much a step (docs/benchmarks.md, "Small per-step
+    costs"). The pairs are the same coupling: every batch is still independent draws of x0 and x1,
+    coupled in blocks that lie inside the batch. Only unconditional flow-matching runs on drawn
+    noise whose batch is a multiple of the block qualify; the rest draw one step at a time.
     """
     b, k = cfg.batch_size, cfg.ot_batch
     blockwise = getattr(get_coupling(cfg.coupling), "blockwise", False)

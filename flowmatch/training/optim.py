@@ -20,9 +20,9 @@ def fused_if_supported(device: torch.device) -> dict:
     """``fused=True`` for Adam(W) where PyTorch has the one-kernel update (CPU and CUDA).
 
     The fused update is the same arithmetic in one kernel instead of ~8 small ops per parameter,
-    which more than halves a small model's optimizer time (docs/benchmarks.md, "Where a training
-    step's time goes"). It agrees with the per-tensor update to float rounding (~1e-7), so resuming
-    a run trained before this default continues it to rounding, not bit for bit.
+    which more than halves a small model's optimizer time (docs/benchmarks.md, "Small per-step
+    costs"). It agrees with the per-tensor update to float rounding (~1e-7), so resuming a run
+    trained before this default continues it to rounding, not bit for bit.
     """
     return {"fused": True} if device.type in FUSED_DEVICES else {}
 
@@ -41,7 +41,7 @@ def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> None:
 
     The same arithmetic as ``torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)``
     in four multi-tensor calls, without its argument handling, which costs more than the
-    arithmetic on a small model (docs/benchmarks.md, "Where a training step's time goes").
+    arithmetic on a small model (docs/benchmarks.md, "Small per-step costs").
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
