@@ -1,8 +1,9 @@
 """Pieces shared by the ``flowmatch`` subcommands: flags, renamed flags, loading a run, outputs.
 
 Every subcommand reports bad input as one line ``flowmatch: error: ...`` with exit status 2
-(:class:`OneLineParser` turns argparse's own complaints into that line too), and writes its
-outputs atomically, so a failed command leaves nothing half-written.
+(:class:`OneLineParser` turns argparse's own complaints into that line too); its outputs are
+checked and written by :mod:`flowmatch.cli.outputs`, its other flags checked by
+:mod:`flowmatch.cli.limits`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 from flowmatch.errors import FlowmatchError, check_int, lookup
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from flowmatch.data.conditions import ConditionSpec
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
@@ -34,12 +33,10 @@ __all__ = [
     "add_run_dir",
     "add_solver_flags",
     "add_time_grid_flag",
-    "check_output",
     "fixed_grid_solvers",
     "grid_kwargs",
     "load_from_args",
     "run_condition",
-    "save_npy",
     "solver_kwargs",
     "version_string",
 ]
@@ -194,7 +191,7 @@ def add_solver_flags(
         type=int,
         default=steps,
         metavar="N",
-        help=f"steps of a fixed-grid solver ({steps})",
+        help=f"steps of a fixed-grid solver ({steps}); each costs time and about 1 kB of memory",
     )
     if tolerances and not fixed_grid:
         p.add_argument("--atol", type=float, default=1e-5, help="adaptive solvers' abs. tolerance")
@@ -279,12 +276,14 @@ def grid_kwargs(args: argparse.Namespace, flow: Flow, *, backward: bool = False)
 def load_from_args(args: argparse.Namespace) -> tuple[Flow, RunInfo]:
     """The flow and :class:`~flowmatch.training.runs.RunInfo` of the run folder ``RUN_DIR``.
 
-    The flow is on ``--device`` (cpu if the command has no such flag), with the EMA weights
-    unless ``--raw-weights``.
+    The flow is on ``--device`` (cpu if the command has no such flag), checked to exist, with
+    the EMA weights unless ``--raw-weights``.
     """
+    from flowmatch.cli.limits import check_device
     from flowmatch.training.runs import load_run
 
-    return load_run(args.run, device=getattr(args, "device", "cpu"), ema=not args.raw_weights)
+    device = check_device(getattr(args, "device", "cpu"))
+    return load_run(args.run, device=device, ema=not args.raw_weights)
 
 
 def run_condition(info: RunInfo) -> ConditionSpec | None:
@@ -293,34 +292,3 @@ def run_condition(info: RunInfo) -> ConditionSpec | None:
 
     record = info.record.get("data", {}).get("condition")
     return None if record is None else ConditionSpec.from_dict(record)
-
-
-# -- outputs ----------------------------------------------------------------------------------
-def check_output(path: Path, *suffixes: str, flag: str = "--out") -> None:
-    """Refuse an output path with another suffix, one that exists, or one without a folder.
-
-    Example:
-        >>> check_output(Path("samples.txt"), ".npy")
-        Traceback (most recent call last):
-        ...
-        flowmatch.errors.FlowmatchError: --out must end in .npy, got samples.txt
-    """
-    if path.suffix.lower() not in suffixes:
-        raise FlowmatchError(f"{flag} must end in {' or '.join(suffixes)}, got {path}")
-    if path.exists():
-        raise FlowmatchError(f"{path} already exists; remove it or choose another {flag}")
-    if not path.parent.is_dir():
-        raise FlowmatchError(f"folder {path.parent} does not exist; create it first")
-
-
-def save_npy(path: Path, x: Tensor) -> None:
-    """Write ``x`` to the ``.npy`` file ``path`` atomically."""
-    import io
-
-    import numpy as np
-
-    from flowmatch.storage import atomic_write
-
-    buf = io.BytesIO()
-    np.save(buf, x.detach().cpu().numpy())
-    atomic_write(path, buf.getvalue())

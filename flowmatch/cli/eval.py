@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,8 @@ from flowmatch.cli.common import (
     fixed_grid_solvers,
     load_from_args,
 )
+from flowmatch.cli.limits import check_seed, check_solve_memory
+from flowmatch.cli.outputs import check_output, save_json
 from flowmatch.errors import FlowmatchError, check_int, check_points
 
 if TYPE_CHECKING:
@@ -27,7 +28,13 @@ if TYPE_CHECKING:
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
 
-__all__ = ["add_parser", "run"]
+__all__ = ["EVAL_FILE", "add_parser", "run"]
+
+EVAL_FILE = "eval.json"
+"""The one file ``--json`` may create inside the run folder it evaluates (``demo`` does)."""
+
+W2_BYTES = 16
+"""Memory per pair of points of the exact W2: its float64 cost matrix and transport plan."""
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -37,7 +44,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--data", type=Path, help="held-out data file (default: the run's own)")
     p.add_argument("--n", type=int, default=2000, help="held-out points for built-ins (2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
-    p.add_argument("--json", type=Path, help="also write the table as JSON here")
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="also write the table as JSON to this new file (in the run folder: eval.json only)",
+    )
     add_time_grid_flag(p)
     p.add_argument(
         "--curve-solver",
@@ -78,12 +89,19 @@ def run(args: argparse.Namespace) -> None:
     from flowmatch.evaluation.samples import evaluate_flow
     from flowmatch.metrics import mmd, wasserstein2
 
+    if args.json is not None:
+        check_output(args.json, ".json", flag="--json", in_run=(EVAL_FILE,))
     if args.data is None:
         check_int(args.n, "--n", minimum=2)
+    check_seed(args.seed)
     if not args.tolerance >= 0:
         raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
     flow, info = load_from_args(args)
+    if args.data is None:
+        _check_memory(args, info, args.n, f"--n {args.n} held-out points")
     ref, other = _reference(args, info)
+    if args.data is not None:
+        _check_memory(args, info, ref.shape[0], f"{ref.shape[0]} points of {args.data}")
     floor_w2, floor_mmd = wasserstein2(other, ref), mmd(other, ref)
     rows = evaluate_flow(flow, ref.to(flow.device), seed=args.seed, time_grid=args.time_grid)
     print(f"run {info.run_dir} (step {info.step}), {ref.shape[0]} held-out points")
@@ -94,8 +112,6 @@ def run(args: argparse.Namespace) -> None:
     print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (independent real data)")
     extra = {} if args.no_curve else _eval_curve(args, flow, ref, rows)
     if args.json is not None:
-        from flowmatch.storage import atomic_write
-
         out = {
             "rows": [dataclasses.asdict(r) for r in rows],
             "floor": {"w2": floor_w2, "mmd": floor_mmd},
@@ -103,7 +119,18 @@ def run(args: argparse.Namespace) -> None:
             "time_grid": args.time_grid,
             **extra,
         }
-        atomic_write(args.json, json.dumps(out, indent=2).encode())
+        save_json(args.json, out)
+
+
+def _check_memory(args: argparse.Namespace, info: RunInfo, n: int, what: str) -> None:
+    """Refuse ``n`` reference points whose samples and exact W2 cannot fit in memory."""
+    from flowmatch.evaluation.samples import CURVE_STEPS
+
+    w2 = W2_BYTES * n * n
+    what += f" (the exact W2 holds {n} x {n} matrices)"
+    check_solve_memory(
+        info, n, args.device, solver="rk4", steps=max(CURVE_STEPS), extra=w2, what=what
+    )
 
 
 def _w2_row(row: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from flowmatch.cli.common import (
     load_from_args,
     run_condition,
 )
+from flowmatch.cli.limits import check_number, check_seed, check_solve_memory
 from flowmatch.errors import FlowmatchError, check_int
 
 if TYPE_CHECKING:
@@ -43,7 +44,20 @@ def run(args: argparse.Namespace) -> None:
     """Print the table of :func:`evaluate_image_run`."""
     check_int(args.n, "--n", minimum=2)
     check_int(args.solver_steps, "--solver-steps")
+    check_seed(args.seed)
+    for w in args.guidance:
+        check_number(w, "--guidance")
     flow, info = load_from_args(args)
+    what = f"--n {args.n} samples of {info.dim} values"  # and as many real images beside them
+    check_solve_memory(
+        info,
+        args.n,
+        args.device,
+        solver=args.solver,
+        steps=args.solver_steps,
+        states=2,
+        what=what,
+    )
     for line in evaluate_image_run(flow, info, args):
         print(line)
 

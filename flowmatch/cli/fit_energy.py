@@ -6,7 +6,9 @@ import argparse
 import math
 from pathlib import Path
 
-from flowmatch.errors import FlowmatchError, check_int
+from flowmatch.cli.limits import check_number, check_seed
+from flowmatch.cli.outputs import check_run_out, os_error_message
+from flowmatch.errors import FlowmatchError, check_int, check_memory
 
 __all__ = ["add_parser", "run"]
 
@@ -65,6 +67,15 @@ def run(args: argparse.Namespace) -> None:
         check_int(args.anneal_steps, "--anneal-steps", minimum=0)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise FlowmatchError(f"--lr must be a finite number > 0, got {args.lr}")
+    check_seed(args.seed)
+    if args.box is not None:
+        for value in args.box:
+            check_number(value, "--box")
+    # each point of a batch, of the report's draws or of the quadrature grid passes the layers
+    points = max(args.batch_size, args.n, args.grid**2)
+    what = f"{points} points through {args.layers} layers (--batch-size, --n or --grid squared)"
+    check_memory(4 * points * (8 + 8 * args.layers), what)
+    check_run_out(args.out)
     check_new_run_dir(args.out)  # before minutes of fitting, not after
     print(f"fitting {args.layers} planar layers to {args.energy} by reverse KL, {args.steps} steps")
     flow, fit = fit_energy(
@@ -82,6 +93,11 @@ def run(args: argparse.Namespace) -> None:
         grid=args.grid,
     )
     save_energy_fit(flow, fit, args.out)
-    figure = write_energy_fit_figure(flow, fit.energy, args.out / "density.png", seed=args.seed)
+    try:  # a new file of the new run
+        figure = write_energy_fit_figure(
+            flow, fit.energy, args.out / "density.png", seed=args.seed, overwrite=False
+        )
+    except OSError as exc:
+        raise FlowmatchError(os_error_message(exc, writing=True)) from None
     print("\n".join(fit.report.lines()))
     print(f"fit in {fit.seconds:.1f}s; run folder: {args.out}; figure: {figure}")

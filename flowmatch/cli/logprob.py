@@ -16,11 +16,11 @@ from flowmatch.cli.common import (
     add_device_flags,
     add_run_dir,
     add_solver_flags,
-    check_output,
     load_from_args,
-    save_npy,
     solver_kwargs,
 )
+from flowmatch.cli.limits import check_seed, check_solve_memory
+from flowmatch.cli.outputs import check_output, save_npy
 from flowmatch.errors import FlowmatchError, check_int, check_points
 
 if TYPE_CHECKING:
@@ -129,6 +129,30 @@ def _points(
     return x, note, quantization if on_grid else None
 
 
+def _check_memory(
+    args: argparse.Namespace, flow: Any, info: RunInfo, method: str, n: int, what: str
+) -> None:
+    """Refuse ``n`` points, scored ``--batch-size`` at a time, that cannot fit in memory.
+
+    Each point of a batch carries its divergence: D vectors for the exact trace, one per
+    probe for Hutchinson's estimate; the points themselves, their noise and log p are kept.
+    """
+    batch = min(args.batch_size, n)
+    width = info.dim if method == "exact" else args.probes
+    steps = args.solver_steps if flow.integrates_ode else 0
+    what += f" of {info.dim} values, --batch-size {args.batch_size}"
+    check_solve_memory(
+        info,
+        batch,
+        args.device,
+        solver=args.solver,
+        steps=steps,
+        states=width,
+        extra=12 * n * info.dim,
+        what=what,
+    )
+
+
 def run(args: argparse.Namespace) -> None:
     """Print the mean NLL with its standard error and bits/dim; optionally save log p."""
     import torch
@@ -141,13 +165,18 @@ def run(args: argparse.Namespace) -> None:
     check_int(args.probes, "--probes")
     check_int(args.batch_size, "--batch-size")
     k = check_int(args.dequant_samples, "--dequant-samples")
+    check_seed(args.seed)
     options = solver_kwargs(args)
     flow, info = load_from_args(args)
+    method = resolve_divergence(args.divergence, info.dim)
+    if args.data in DATASETS and args.n is not None:
+        check_int(args.n, "--n")
+        _check_memory(args, flow, info, method, args.n, f"--n {args.n} points")
     name = info.config.data
     quantization = get_dataset(name).quantization if name in DATASETS else None
     g = torch.Generator().manual_seed(args.seed)
     x, note, grid = _points(args, info, quantization, g)
-    method = resolve_divergence(args.divergence, info.dim)
+    _check_memory(args, flow, info, method, x.shape[0], f"{x.shape[0]} points")
     if k > 1 and grid is None:
         raise FlowmatchError(
             "--dequant-samples needs grid-valued points of a discrete data set (e.g. digits); "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from types import ModuleType
 
 from flowmatch.cli.common import OneLineParser, version_string
@@ -78,13 +79,18 @@ def run_command(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flowmatch`` command; returns the exit status.
 
-    Bad input is one line ``flowmatch: error: ...`` on stderr and status 2; an interrupted
-    command says so and returns 130; ``--help`` and ``--version`` return 0.
+    Bad input, and a file that cannot be read or written (a full disk, a read-only or missing
+    folder, a dangling symlink), is one line ``flowmatch: error: ...`` on stderr and status 2;
+    a warning is one line ``flowmatch: warning: ...``; an interrupted command says so and
+    returns 130; ``--help`` and ``--version`` return 0.
     """
+    from flowmatch.cli.outputs import os_error_message
     from flowmatch.training import TrainingInterrupted
 
     try:
-        run_command(sys.argv[1:] if argv is None else argv)
+        with warnings.catch_warnings():  # restores the usual display afterwards
+            warnings.showwarning = _one_line_warning
+            run_command(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse after --help or --version (its errors are ours)
         return 0 if exc.code is None else int(exc.code)
     except TrainingInterrupted as exc:
@@ -93,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     except FlowmatchError as exc:
         print(f"flowmatch: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # what a command did not catch itself: the path and the reason
+        print(f"flowmatch: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("flowmatch: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one line, like the errors, without the source line."""
+    print(f"flowmatch: warning: {message}", file=sys.stderr if file is None else file)

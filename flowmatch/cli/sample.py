@@ -12,12 +12,12 @@ from flowmatch.cli.common import (
     add_run_dir,
     add_solver_flags,
     add_time_grid_flag,
-    check_output,
     grid_kwargs,
     load_from_args,
     run_condition,
-    save_npy,
 )
+from flowmatch.cli.limits import check_finite_result, check_number, check_seed, check_solve_memory
+from flowmatch.cli.outputs import check_output, npy_bytes, write_outputs
 from flowmatch.errors import FlowmatchError, check_int
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
 
-__all__ = ["GRID_SUFFIXES", "add_parser", "run", "sample_condition", "write_grid"]
+__all__ = ["GRID_SUFFIXES", "add_parser", "grid_bytes", "run", "sample_condition"]
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -38,8 +38,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--n", type=int, help="number of samples (default: 1000, or 64 for a --grid alone)"
     )
-    p.add_argument("--out", type=Path, help="output .npy file")
-    p.add_argument("--grid", type=Path, help="also (or only) write the samples as an image grid")
+    p.add_argument("--out", type=Path, help="new .npy file for the samples (never replaced)")
+    p.add_argument(
+        "--grid", type=Path, help="also (or only) write the samples as an image grid, a new file"
+    )
     add_condition_flags(p)
     add_solver_flags(p)
     add_device_flags(p)
@@ -48,7 +50,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Write the samples to ``--out`` and/or an image grid to ``--grid``; print the NFE."""
+    """Write the samples to ``--out`` and/or an image grid to ``--grid``; print the NFE.
+
+    Both files are created only once the samples are known to be finite, and together: if one
+    cannot be written, neither is left.
+    """
     if args.out is None and args.grid is None:
         raise FlowmatchError("give --out FILE.npy for the samples, --grid FILE.png, or both")
     if args.out is not None:
@@ -57,16 +63,34 @@ def run(args: argparse.Namespace) -> None:
         check_output(args.grid, *GRID_SUFFIXES, flag="--grid")
     n = args.n if args.n is not None else (1000 if args.out is not None else 64)
     check_int(n, "--n")
+    check_int(args.solver_steps, "--solver-steps")
+    check_seed(args.seed)
+    if args.guidance is not None:
+        check_number(args.guidance, "--guidance")
     flow, info = load_from_args(args)
+    if args.grid is not None and len(info.shape) != 3:
+        raise FlowmatchError(
+            f"--grid draws images, but this run's samples have shape {info.shape}; use --out"
+        )
     n, extra, nrow = sample_condition(args, flow, info, n)
+    steps = args.solver_steps if flow.integrates_ode else 0
+    what = f"--n {n} samples of {info.dim} values"
+    check_solve_memory(info, n, args.device, solver=args.solver, steps=steps, what=what)
     options = grid_kwargs(args, flow)
     sol = flow.trajectory(n, seed=args.seed, return_trajectory=False, **extra, **options)
+    check_finite_result(
+        sol.x,
+        "the samples",
+        "the run may have diverged (see its loss), or --guidance is too large",
+    )
     how = f"{args.solver}, NFE {sol.nfe}" if flow.integrates_ode else f"{sol.nfe} layers"
+    files = [] if args.out is None else [(args.out, npy_bytes(sol.x))]
+    if args.grid is not None:
+        files.append((args.grid, grid_bytes(sol.x, info, args.grid.suffix, nrow)))
+    write_outputs(*files)
     if args.out is not None:
-        save_npy(args.out, sol.x)
         print(f"wrote {n} samples to {args.out} ({how})")
     if args.grid is not None:
-        write_grid(sol.x, info, args.grid, nrow)
         print(f"wrote a grid of {n} samples to {args.grid} ({how})")
 
 
@@ -143,17 +167,13 @@ def _class_index(label: str, names: list[str], size: int) -> int:
         return index[label.lower()]
 
 
-def write_grid(x: Tensor, info: RunInfo, path: Path, nrow: int | None) -> Path:
-    """Save image samples (n, C, H, W) as a grid, clipped to the training data's range."""
+def grid_bytes(x: Tensor, info: RunInfo, suffix: str, nrow: int | None) -> bytes:
+    """Image samples (n, C, H, W) as the bytes of a grid picture (``suffix`` picks the format),
+    clipped to the training data's range."""
     from flowmatch.data import get_dataset
-    from flowmatch.viz import save_image_grid
+    from flowmatch.viz import image_grid_bytes
 
-    if x.ndim != 4:
-        raise FlowmatchError(
-            f"--grid draws images, but this run's samples have shape {tuple(x.shape[1:])}; "
-            "use --out"
-        )
     train = getattr(get_dataset(info.config.data), "train_data", None)
     if train is not None:  # clip outliers so they do not wash out the grey levels
         x = x.clamp(float(train.min()), float(train.max()))
-    return save_image_grid(x.cpu().numpy(), path, nrow=nrow)
+    return image_grid_bytes(x.cpu().numpy(), suffix, nrow=nrow)

@@ -97,11 +97,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--stop-after", type=int, metavar="N", help="stop after N steps, leaving a resumable run"
     )
+    p.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: go on although a data file changed since the run started",
+    )
     _add_config_flags(p)
 
 
 def run(args: argparse.Namespace) -> None:
     """Train a new run into ``--out``, or continue ``--resume RUN_DIR``; print the outcome."""
+    from flowmatch.cli.outputs import check_run_out
     from flowmatch.models import ModelConfig
     from flowmatch.training import TrainConfig, make_reporter, resume, train
 
@@ -121,10 +127,14 @@ def run(args: argparse.Namespace) -> None:
             reporter=make_reporter(),
             stop_after=args.stop_after,
             device=given.get("device"),
+            allow_data_change=args.allow_data_change,
         )
     else:
         if args.out is None:
             raise FlowmatchError("give --out RUN_DIR for a new run, or --resume RUN_DIR")
+        if args.allow_data_change:
+            raise FlowmatchError("--allow-data-change goes with --resume RUN_DIR; drop it")
+        check_run_out(args.out)
         model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
         model = ModelConfig(**{k: v for k, v in given.items() if k in model_fields})
         rest = {k: v for k, v in given.items() if k not in model_fields}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from flowmatch.data.images import ImageDataset
@@ -36,8 +38,9 @@ def reference_classifier(
     It is fit on the training split only (see
     :func:`~flowmatch.metrics.classifier.fit_classifier`) and saved as safetensors under a
     name that hashes the data set, its size and the training settings, so a change to any of
-    them trains a new one. Its training time and held-out accuracy on each set are in
-    docs/benchmarks.md.
+    them trains a new one. A cached file that cannot be read back (truncated, not
+    safetensors, other shapes) is retrained and atomically replaced, with a warning. Its
+    training time and held-out accuracy on each set are in docs/benchmarks.md.
 
     Args:
         dataset: a labelled image set.
@@ -65,8 +68,16 @@ def reference_classifier(
     width, feature_dim = settings["width"], settings["feature_dim"]
     if path.is_file():
         net = ImageClassifier(dataset.shape, k, width, feature_dim)
-        net.load_state_dict(load_file(str(path)))
-        return net.to(device).eval()
+        try:
+            net.load_state_dict(load_file(str(path)))
+            return net.to(device).eval()
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            warnings.warn(
+                f"the cached classifier {path} is unreadable ({reason[:120]}); retraining it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     net = fit_classifier(
         x, y, k, epochs=settings["epochs"], width=width, feature_dim=feature_dim, device=device
     )

@@ -5,7 +5,14 @@ from flowmatch.training.checkpoint import load_checkpoint, read_run_record, save
 from flowmatch.training.config import TrainConfig
 from flowmatch.training.ema import EMA
 from flowmatch.training.energy import EnergyFit, fit_energy, save_energy_fit
-from flowmatch.training.loop import TrainingInterrupted, TrainResult, resume, train
+from flowmatch.training.lock import RunLocked
+from flowmatch.training.loop import (
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainResult,
+    resume,
+    train,
+)
 from flowmatch.training.methods import METHODS, FlowMatching, Method, flow_matching_loss
 from flowmatch.training.optim import optimizer_step
 from flowmatch.training.progress import make_reporter
@@ -21,9 +28,11 @@ __all__ = [
     "FlowMatching",
     "Method",
     "ReflowResult",
+    "RunLocked",
     "TrainConfig",
     "TrainResult",
     "TrainState",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "batch_source",
     "fit_energy",

@@ -13,12 +13,14 @@ from torch import Tensor, nn
 from flowmatch.data import DATASETS, Dataset, get_dataset
 from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import resolve_source_spec
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_memory
 from flowmatch.flows.base import Flow
-from flowmatch.training.batches import batch_source
+from flowmatch.models import build_model
+from flowmatch.training.batches import batch_source, chunk_steps
 from flowmatch.training.conditioning import resolve_condition
-from flowmatch.training.config import TrainConfig
+from flowmatch.training.config import TrainConfig, check_device
 from flowmatch.training.ema import EMA
+from flowmatch.training.fingerprint import run_fingerprints
 from flowmatch.training.methods import METHODS
 from flowmatch.training.optim import make_optimizer
 from flowmatch.training.pairs import pair_table
@@ -28,6 +30,8 @@ __all__ = [
     "apply_threads",
     "build_flow",
     "build_state",
+    "check_size",
+    "count_parameters",
     "data_statistics",
     "logit_for",
     "prepare_run",
@@ -40,13 +44,14 @@ SMALL_MODEL_PARAMS = 2_000_000  # below this, one CPU thread beats several (meas
 
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device of ``--device``, checked to exist."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FlowmatchError(f"unknown --device '{name}'; use cpu, cuda or cuda:N") from None
+    """The torch device of ``--device`` (cpu, cuda or cuda:N), checked to exist."""
+    device = torch.device(check_device(name))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FlowmatchError("--device cuda was asked for but no CUDA GPU is available; use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise FlowmatchError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+        )
     return device
 
 
@@ -134,6 +139,9 @@ def prepare_run(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
         record["data"]["logit"] = logit.to_dict()
     if condition is not None:
         record["data"]["condition"] = condition.to_dict()
+    fingerprints = run_fingerprints(record["config"])
+    if fingerprints:  # a resume refuses files that changed since
+        record["fingerprints"] = fingerprints
     return cfg, record
 
 
@@ -153,6 +161,75 @@ def build_flow(cfg: TrainConfig, data: dict[str, Any]) -> Flow:
     return flow
 
 
+def count_parameters(cfg: TrainConfig, shape: tuple[int, ...]) -> int:
+    """The trained parameters of the run's model, counted without allocating it.
+
+    Planar stacks and MLPs are counted by formula (building on the meta device would import
+    sympy, over a second of every start); other networks are built on the meta device.
+
+    Example:
+        >>> from flowmatch.models import ModelConfig
+        >>> cfg = TrainConfig(model=ModelConfig(width=16, depth=2))
+        >>> count_parameters(cfg, (2,)) == sum(p.numel() for p in build_model(cfg.model, (2,))
+        ...     .parameters())
+        True
+    """
+    dim, m = math.prod(shape), cfg.model
+    if cfg.method == "planar":  # K planar layers (w, u, b) and the elementwise affine layer
+        return cfg.layers * (2 * dim + 1) + 2 * dim
+    if m.name == "mlp":
+        conditional = bool(m.num_classes or m.cond_dim)
+        fan_in = dim + 2 * m.input_features + m.time_embed_dim
+        fan_in += m.cond_embed_dim if conditional else 0
+        hidden = (fan_in + 1) * m.width + (m.depth - 1) * (m.width + 1) * m.width
+        embedding = (m.num_classes + m.cond_dim + 1) * m.cond_embed_dim if conditional else 0
+        return hidden + (m.width + 1) * dim + embedding
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_model(m, shape).parameters())
+
+
+def check_size(
+    cfg: TrainConfig, data: dict[str, Any], device: torch.device, training: bool = True
+) -> None:
+    """Refuse, before allocating anything, a run whose model or batches cannot fit on
+    ``device``: the network is built on the meta device to count its parameters, and a
+    batch's activations are estimated from the architecture.
+
+    Args:
+        cfg: the run's configuration.
+        data: the record's sample shape and statistics.
+        device: where the run would live.
+        training: count what training adds (EMA, gradients, optimizer moments, a batch's
+            activations); else the weights alone (loading a run).
+    """
+    shape = tuple(int(s) for s in data["shape"])
+    dim, m = math.prod(shape), cfg.model
+    n_params = count_parameters(cfg, shape)
+    if not training:
+        check_memory(4 * n_params, f"a model of {n_params:,} parameters", device)
+        return
+    if cfg.method == "planar":
+        hidden = cfg.layers * dim
+    elif m.name == "unet":
+        hidden = 8 * m.channels * (dim // shape[0]) * (m.levels + 1)
+    else:
+        hidden = m.width * m.depth + 2 * m.input_features + m.time_embed_dim
+    per_sample = 8 * dim + 4 * hidden  # x0, x1, xt, ut, v with gradients; kept activations
+    if cfg.method == "cnf":  # the solver's steps (and stages) are all kept for backward
+        per_sample *= 4 * cfg.cnf_steps
+    rows = cfg.batch_size * chunk_steps(cfg, bool(m.num_classes or m.cond_dim))
+    nbytes = 4 * (5 * n_params + rows * per_sample)  # weights, EMA, grads, 2 Adam moments
+    if cfg.coupling != "independent":  # the OT cost matrices, in float64
+        block = cfg.ot_batch if 0 < cfg.ot_batch < cfg.batch_size else cfg.batch_size
+        nbytes += 8 * rows * block
+    check_memory(
+        nbytes,
+        f"training {n_params:,} parameters on batches of {cfg.batch_size} samples of "
+        f"shape {shape} (--batch-size, --width, --depth)",
+        device,
+    )
+
+
 def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) -> TrainState:
     """The fresh (step 0) training state of a run: model, EMA, optimizer and batch source.
 
@@ -169,8 +246,9 @@ def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) 
         The state, ready to train or to :meth:`~TrainState.load` a checkpoint into.
     """
     method = METHODS[cfg.method](cfg)
-    dataset = get_dataset(cfg.data)
     data = record["data"]
+    check_size(cfg, data, device)  # before the data, the model or a batch is allocated
+    dataset = get_dataset(cfg.data)
     shape = tuple(data["shape"])
     if _sample_shape(dataset) != shape:
         raise FlowmatchError(

@@ -4,13 +4,71 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from flowmatch.errors import FlowmatchError, check_int, lookup
 from flowmatch.models import ModelConfig
 
-__all__ = ["TrainConfig"]
+__all__ = ["MAX_SEED", "TrainConfig", "check_device", "max_threads"]
+
+MAX_SEED = 2**63 - 1
+"""The largest ``--seed`` (torch generators take 64-bit seeds; the sign bit is kept clear)."""
+MAX_INPUT_SCALE = 1e6
+"""Above this, random Fourier features of standardized data are noise at any float precision."""
+SAVED_MAX_THREADS = 4096
+"""The most threads a saved run may name (its machine may have had more cores than this one)."""
+DEVICE_TYPES = ("cpu", "cuda")
+KINDS = {
+    "int": "an integer",
+    "float": "a finite number",
+    "bool": "true or false",
+    "str": "a string",
+}
+
+
+def max_threads() -> int:
+    """The most ``--threads`` a new run may ask for here: four per CPU core."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a config field: ``batch_size`` -> ``--batch-size``."""
+    return "--model" if name == "name" else "--" + name.replace("_", "-")
+
+
+def check_types(config: Any) -> None:
+    """Refuse a field of the wrong type (a bool for an int, NaN or Inf for a float, None...)."""
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), f.type
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
+        elif kind == "str":
+            ok = isinstance(value, str)
+        else:
+            continue
+        if not ok:
+            raise FlowmatchError(f"{flag(f.name)} must be {KINDS[kind]}, got {value!r}")
+
+
+def check_device(name: object) -> str:
+    """Check the spelling of ``--device`` (cpu, cuda or cuda:N) and return it; whether the
+    device exists here is :func:`~flowmatch.training.build.resolve_device`'s question."""
+    import torch
+
+    try:
+        kind = torch.device(name).type if isinstance(name, str) else None
+    except RuntimeError:
+        kind = None
+    if kind not in DEVICE_TYPES:
+        raise FlowmatchError(f"unknown --device {name!r}; use cpu, cuda or cuda:N")
+    return name
 
 
 FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0}
@@ -180,7 +238,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config saved by :meth:`to_dict`, rejecting unknown or missing fields."""
+        """Rebuild a config saved by :meth:`to_dict`, rejecting unknown fields and any value
+        :meth:`validate` refuses (checked as a saved run: ``validate(here=False)``)."""
         if not isinstance(d, dict):
             raise FlowmatchError("run config is not a JSON object; the run folder is corrupt")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -193,15 +252,16 @@ class TrainConfig:
         d = dict(d)
         for name, value in FIELDS_ADDED_LATER.items():
             d.setdefault(name, value)
-        if isinstance(d.get("model"), dict):
-            mknown = {f.name for f in dataclasses.fields(ModelConfig)}
-            if set(d["model"]) - mknown:
-                raise FlowmatchError(
-                    f"run config has unknown model fields {sorted(set(d['model']) - mknown)}"
-                )
-            d["model"] = ModelConfig(**d["model"])
+        if not isinstance(d.get("model", {}), dict):
+            raise FlowmatchError(f"run config's model is not a JSON object: {d['model']!r}")
+        mknown = {f.name for f in dataclasses.fields(ModelConfig)}
+        if set(d.get("model", {})) - mknown:
+            raise FlowmatchError(
+                f"run config has unknown model fields {sorted(set(d['model']) - mknown)}"
+            )
+        d["model"] = ModelConfig(**d.get("model", {}))
         cfg = cls(**d)
-        cfg.validate()
+        cfg.validate(here=False)
         return cfg
 
     def _validate_cnf(self) -> None:
@@ -213,9 +273,9 @@ class TrainConfig:
         lookup(PROBES, self.cnf_probe, "--cnf-probe")
         check_int(self.cnf_steps, "--cnf-steps")
         check_int(self.cnf_probes, "--cnf-probes")
-        for flag, value in (("--cnf-atol", self.cnf_atol), ("--cnf-rtol", self.cnf_rtol)):
+        for name, value in (("--cnf-atol", self.cnf_atol), ("--cnf-rtol", self.cnf_rtol)):
             if not (math.isfinite(value) and value > 0):
-                raise FlowmatchError(f"{flag} must be a positive number (e.g. 1e-5), got {value}")
+                raise FlowmatchError(f"{name} must be a positive number (e.g. 1e-5), got {value}")
         if not (math.isfinite(self.cnf_kinetic) and self.cnf_kinetic >= 0):
             raise FlowmatchError(
                 f"--cnf-kinetic must be >= 0 (0 disables the kinetic-energy penalty), "
@@ -264,17 +324,16 @@ class TrainConfig:
                 f"{m.cond_embed_dim}, {m.channels} and {m.levels}"
             )
 
-    def validate(self) -> None:
-        """Reject impossible values with one line each; names match the command-line flags."""
-        self._validate_conditioning()
+    def _validate_ranges(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
-            check_int(getattr(self, name), "--" + name.replace("_", "-"))
+            check_int(getattr(self, name), flag(name))
+        check_int(self.warmup_steps, "--warmup-steps", 0)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise FlowmatchError(f"--seed must be in [0, 2**63 - 1], got {self.seed}")
         if not self.lr > 0:
             raise FlowmatchError(f"--lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise FlowmatchError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.warmup_steps < 0:
-            raise FlowmatchError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise FlowmatchError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.grad_clip < 0:
@@ -287,8 +346,6 @@ class TrainConfig:
             raise FlowmatchError(
                 f"--time-uniform-share must be in [0, 1], got {self.time_uniform_share}"
             )
-        if self.threads < 0:
-            raise FlowmatchError(f"--threads must be >= 0 (0 = automatic), got {self.threads}")
         if not 0 <= self.holdout_fraction < 1:
             raise FlowmatchError(
                 f"--holdout-fraction must be in [0, 1), got {self.holdout_fraction}"
@@ -297,18 +354,64 @@ class TrainConfig:
             raise FlowmatchError(f"--logit must be 0 (off) or in (0, 0.5), got {self.logit}")
         if self.logit and self.method == "planar":
             raise FlowmatchError("--logit works with the velocity-field methods, not planar")
+        if not self.data:
+            raise FlowmatchError("--data must name a built-in data set or a file")
+
+    def _validate_machine(self, here: bool) -> None:
+        check_device(self.device)
+        most = max_threads() if here else SAVED_MAX_THREADS
+        if not 0 <= self.threads <= most:
+            why = f"; this machine has {os.cpu_count()} CPU cores" if here else ""
+            raise FlowmatchError(
+                f"--threads must be in [0, {most}] (0 = automatic{why}), got {self.threads}"
+            )
+
+    def _validate_registries(self) -> None:
+        from flowmatch.models import ACTIVATIONS, MODELS
+        from flowmatch.paths import PATHS
+        from flowmatch.training.methods import METHODS
+        from flowmatch.training.optim import OPTIMIZERS
+        from flowmatch.training.schedules import LR_DECAYS, TIME_SAMPLERS
+
+        lookup(METHODS, self.method, "--method")
+        lookup(PATHS, self.path, "--path")
+        lookup(OPTIMIZERS, self.optimizer, "--optimizer")
+        lookup(LR_DECAYS, self.lr_decay, "--lr-decay")
+        lookup(TIME_SAMPLERS, self.time_sampling, "--time-sampling")
+        lookup(MODELS, self.model.name, "--model")
+        lookup(ACTIVATIONS, self.model.activation, "--activation")
+
+    def validate(self, *, here: bool = True) -> None:
+        """Reject impossible values with one line each; names match the command-line flags.
+
+        Every field must have its declared type (floats finite), every name must be in its
+        registry and every number in its range.
+
+        Args:
+            here: also check what depends on this machine (``--threads`` at most four per
+                CPU core). A saved run (:meth:`from_dict`) is checked with ``here=False``,
+                so a run folder from a bigger machine still loads.
+        """
+        if not isinstance(self.model, ModelConfig):
+            raise FlowmatchError(f"the model config must be a ModelConfig, got {self.model!r}")
+        check_types(self)
+        check_types(self.model)
+        self._validate_machine(here)
+        self._validate_registries()
+        self._validate_conditioning()
+        self._validate_ranges()
         self._validate_discrete_flow()
         self._validate_cnf()
         self._validate_couplings()
         m = self.model
         if m.width < 1 or m.depth < 1:
             raise FlowmatchError(f"--width and --depth must be >= 1, got {m.width} and {m.depth}")
-        if not (math.isfinite(m.time_max_freq) and m.time_max_freq >= 1):
+        if not m.time_max_freq >= 1:
             raise FlowmatchError(f"--time-max-freq must be >= 1, got {m.time_max_freq}")
-        if m.input_features < 0 or not (math.isfinite(m.input_scale) and m.input_scale > 0):
+        if m.input_features < 0 or not 0 < m.input_scale <= MAX_INPUT_SCALE:
             raise FlowmatchError(
-                f"--input-features must be >= 0 and --input-scale > 0, got {m.input_features} "
-                f"and {m.input_scale}"
+                f"--input-features must be >= 0 and --input-scale in (0, {MAX_INPUT_SCALE:g}], "
+                f"got {m.input_features} and {m.input_scale}"
             )
         if m.input_features and m.name != "mlp":
             raise FlowmatchError("--input-features works with --model mlp only")

@@ -16,10 +16,10 @@ from flowmatch.data.energies import Energy, get_energy
 from flowmatch.errors import FlowmatchError, check_int
 from flowmatch.flows import DiscreteFlowModel, planar_stack
 from flowmatch.flows.variational import EnergyFitReport, evaluate_energy_fit, reverse_kl_loss
+from flowmatch.storage import StorageError, os_error_reason, write_file
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
     METRICS_FILE,
-    atomic_write,
     check_new_run_dir,
     save_checkpoint,
     write_run_record,
@@ -245,7 +245,11 @@ def save_energy_fit(flow: DiscreteFlowModel, fit: EnergyFit, run_dir: str | Path
             "anneal_steps": fit.anneal_steps,
         },
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = os_error_reason(exc, run_dir)
+        raise StorageError(f"cannot create the run folder {run_dir}: {reason}") from None
     weights = flow.state_dict()
     tensors = {f"model.{k}": v for k, v in weights.items()}
     tensors |= {f"ema.{k}": v.clone() for k, v in weights.items()}
@@ -257,9 +261,9 @@ def save_energy_fit(flow: DiscreteFlowModel, fit: EnergyFit, run_dir: str | Path
         {"step": min((i + 1) * fit.log_every, fit.steps), "loss": loss}
         for i, loss in enumerate(fit.losses)
     ]
-    atomic_write(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    write_file(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows).encode())
     report = {**fit.report.to_dict(), "seconds": fit.seconds}
-    atomic_write(run_dir / ENERGY_REPORT_FILE, json.dumps(report, indent=2).encode())
+    write_file(run_dir / ENERGY_REPORT_FILE, json.dumps(report, indent=2).encode())
     write_run_record(run_dir, record)  # last: a folder with config.json is complete
     return run_dir
 

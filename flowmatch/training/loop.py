@@ -2,38 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from flowmatch.errors import FlowmatchError, lookup
+from flowmatch.errors import FlowmatchError
+from flowmatch.storage import StorageError, os_error_reason, remove_temp_files
 from flowmatch.training.build import build_state, prepare_run, resolve_device
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
+    CONFIG_FILE,
     METRICS_FILE,
-    atomic_write,
     check_new_run_dir,
     read_run_record,
+    run_config,
+    save_checkpoint,
     write_run_record,
 )
-from flowmatch.training.config import TrainConfig
+from flowmatch.training.config import TrainConfig, check_device
+from flowmatch.training.fingerprint import check_fingerprints
+from flowmatch.training.lock import RunLock
 from flowmatch.training.methods import METHODS
+from flowmatch.training.metrics_log import MetricsLog, warn
 from flowmatch.training.optim import OPTIMIZERS, optimizer_step
 from flowmatch.training.progress import NullReporter, Reporter
-from flowmatch.training.schedules import LR_DECAYS, TIME_SAMPLERS, lr_factor
+from flowmatch.training.schedules import lr_factor
+from flowmatch.training.signals import StopSignals
 from flowmatch.training.state import TrainState
 
 # OPTIMIZERS (of training.optim) is listed for the command line, which reads its choices here
-__all__ = ["OPTIMIZERS", "TrainResult", "Trainer", "TrainingInterrupted", "resume", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "resume",
+    "train",
+]
 
 
 class TrainingInterrupted(FlowmatchError):
-    """Raised after Ctrl-C, once a checkpoint of the last finished step has been written."""
+    """Raised after SIGINT, SIGTERM or SIGHUP, once the last finished step is checkpointed."""
+
+
+class TrainingDiverged(FlowmatchError):
+    """Raised when the loss or the weights stop being finite; the last good checkpoint stays."""
 
 
 @dataclass
@@ -64,6 +84,10 @@ class Trainer:
     the state's batch source, so a process of a multi-process run needs only a state whose
     source draws from its own generator.
 
+    Nothing is lost: a checkpoint is written only of a finished step whose loss and weights
+    are finite, atomically, so the folder always holds the last good one. A stop signal
+    (Ctrl-C, SIGTERM, SIGHUP) is acted on between steps.
+
     Args:
         cfg: the run's resolved configuration.
         run_dir: the run folder (metrics and checkpoint are written there).
@@ -73,9 +97,33 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, state: TrainState) -> None:
         self.cfg, self.run_dir, self.state = cfg, Path(run_dir), state
         self.method = METHODS[cfg.method](cfg)
+        checkpoint = self.run_dir / CHECKPOINT_FILE
+        self.saved_step: int | None = state.step if checkpoint.is_file() else None
+        """The step of the checkpoint in the folder (None: there is none)."""
 
-    def save(self, loss: float | None) -> None:
-        self.state.save(self.run_dir / CHECKPOINT_FILE, loss)
+    def kept(self) -> str:
+        """What the folder holds to continue from, for a message."""
+        if self.saved_step is None or not (self.run_dir / CHECKPOINT_FILE).is_file():
+            return "no checkpoint was written"
+        return f"the last good checkpoint, of step {self.saved_step}, is kept"
+
+    def diverged(self, what: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"training diverged ({what}); lower --lr or set/lower --grad-clip "
+            f"(e.g. --grad-clip 1); {self.kept()}"
+        )
+
+    def save(self, loss: float | None, loss_sum: Tensor | None = None) -> None:
+        """Checkpoint the state if its weights (and the running ``loss_sum``) are finite."""
+        tensors, meta = self.state.record(loss)
+        checked = [t for t in tensors.values() if t.is_floating_point()]
+        if not all_finite(checked + ([] if loss_sum is None else [loss_sum])):
+            raise self.diverged(f"non-finite loss or weights by step {self.state.step}")
+        try:
+            save_checkpoint(self.run_dir / CHECKPOINT_FILE, tensors, meta)
+        except StorageError as exc:
+            raise StorageError(f"{exc}; {self.kept()}") from None
+        self.saved_step = self.state.step
 
     def run(
         self,
@@ -84,63 +132,72 @@ class Trainer:
         max_seconds: float | None = None,
     ) -> TrainResult:
         """Train until ``cfg.steps``, ``stop_after`` more steps or ``max_seconds``, whichever
-        comes first, and checkpoint there."""
+        comes first, and checkpoint there.
+
+        Raises:
+            TrainingInterrupted: a stop signal came; the last finished step is checkpointed.
+            TrainingDiverged: the loss or the weights are not finite (checked at every log
+                and before every checkpoint); the last good checkpoint stays.
+            StorageError: a checkpoint could not be written (full disk...); the last good
+                one stays.
+        """
         cfg, state, method = self.cfg, self.state, self.method
         model, source = state.model, state.source
         reporter = reporter or NullReporter()
         end = cfg.steps if stop_after is None else min(cfg.steps, state.step + stop_after)
-        reporter.start(cfg.steps, state.step)
         loss_sum, n_sum, last_loss = torch.zeros((), device=model.device), 0, None
         t_start = t_log = time.perf_counter()
         cpu_start = time.process_time()
-        log = (self.run_dir / METRICS_FILE).open("a")
-        model.train()
-        try:
-            while state.step < end:
-                lr = cfg.lr * lr_factor(
-                    state.step, cfg.steps, cfg.warmup_steps, cfg.lr_decay, cfg.min_lr_ratio
-                )
-                for group in state.optimizer.param_groups:
-                    group["lr"] = lr
-                batch = source.next()
-                loss = method.loss(model, batch, source.generator)  # its draws follow the batch's
-                optimizer_step(loss, state.params, state.optimizer, cfg.grad_clip, state.ema)
-                state.step += 1
-                if max_seconds is not None and time.perf_counter() - t_start >= max_seconds:
-                    end = state.step  # out of time: log, checkpoint and stop at this step
-                loss_sum += loss.detach()
-                n_sum += 1
-                if state.step % cfg.log_every == 0 or state.step == end:
-                    now = time.perf_counter()
-                    last_loss = (loss_sum / n_sum).item()  # the only host sync of an interval
-                    if not math.isfinite(last_loss):
-                        raise FlowmatchError(
-                            f"training diverged (loss {last_loss} at step {state.step}); "
-                            "lower --lr or raise --grad-clip; the last checkpoint is kept"
-                        )
-                    row = {
-                        "step": state.step,
-                        "loss": last_loss,
-                        "lr": lr,
-                        "steps_per_s": n_sum / max(now - t_log, 1e-9),
-                        "elapsed_s": now - t_start,
-                    }
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    reporter.log(state.step, row)
-                    loss_sum.zero_()
-                    n_sum, t_log = 0, now
-                if state.step % cfg.checkpoint_every == 0 or state.step == end:
-                    self.save(last_loss)
-        except KeyboardInterrupt:
-            self.save(last_loss)
-            raise TrainingInterrupted(
-                f"interrupted at step {state.step}/{cfg.steps}; "
-                f"continue with: flowmatch train --resume {self.run_dir}"
-            ) from None
-        finally:
-            log.close()
-            reporter.close()
+        with StopSignals(defer=True) as stop:
+            log = MetricsLog(self.run_dir / METRICS_FILE, state.step)  # rows past it go
+            try:
+                reporter.start(cfg.steps, state.step)
+                model.train()
+                while state.step < end and stop.signum is None:
+                    lr = cfg.lr * lr_factor(
+                        state.step, cfg.steps, cfg.warmup_steps, cfg.lr_decay, cfg.min_lr_ratio
+                    )
+                    for group in state.optimizer.param_groups:
+                        group["lr"] = lr
+                    batch = source.next()
+                    loss = method.loss(model, batch, source.generator)  # draws follow the batch's
+                    optimizer_step(loss, state.params, state.optimizer, cfg.grad_clip, state.ema)
+                    state.step += 1
+                    if stop.signum is not None or (
+                        max_seconds is not None and time.perf_counter() - t_start >= max_seconds
+                    ):
+                        end = state.step  # stopped or out of time: log, checkpoint, stop here
+                    loss_sum += loss.detach()
+                    n_sum += 1
+                    if state.step % cfg.log_every == 0 or state.step == end:
+                        now = time.perf_counter()
+                        last_loss = (loss_sum / n_sum).item()  # the only host sync of an interval
+                        if not math.isfinite(last_loss):
+                            first = state.step - n_sum + 1
+                            raise self.diverged(f"loss {last_loss} in steps {first}-{state.step}")
+                        row = {
+                            "step": state.step,
+                            "loss": last_loss,
+                            "lr": lr,
+                            "steps_per_s": n_sum / max(now - t_log, 1e-9),
+                            "elapsed_s": now - t_start,
+                        }
+                        log.write(row)
+                        reporter.log(state.step, row)
+                        loss_sum.zero_()
+                        n_sum, t_log = 0, now
+                    if state.step % cfg.checkpoint_every == 0 or state.step == end:
+                        self.save(last_loss, loss_sum)
+                if stop.signum is not None and state.step < cfg.steps:
+                    if self.saved_step != state.step:  # the signal came between steps
+                        self.save(last_loss, loss_sum)
+                    raise TrainingInterrupted(
+                        f"stopped by {stop.name} after step {state.step}/{cfg.steps}, which is "
+                        f"checkpointed; continue with: flowmatch train --resume {self.run_dir}"
+                    )
+            finally:
+                log.close()
+                reporter.close()
         return TrainResult(
             self.run_dir,
             state.step,
@@ -149,6 +206,21 @@ class Trainer:
             time.perf_counter() - t_start,
             time.process_time() - cpu_start,
         )
+
+
+def all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every value of ``tensors`` is finite, in one host sync per device.
+
+    Example:
+        >>> all_finite([torch.ones(3), torch.zeros(())])
+        True
+        >>> all_finite([torch.tensor([1.0, float("nan")])])
+        False
+    """
+    flags: dict[torch.device, list[Tensor]] = {}
+    for t in tensors:
+        flags.setdefault(t.device, []).append(torch.isfinite(t).all())
+    return all(bool(torch.stack(f).all()) for f in flags.values())
 
 
 def train(
@@ -162,7 +234,11 @@ def train(
     """Start a new run in ``run_dir`` (which must not hold anything) and train it.
 
     ``cfg`` itself is left unchanged; the run folder records the resolved copy (absolute
-    file paths, the data's condition size), see :func:`~flowmatch.training.build.prepare_run`.
+    file paths, the data's condition size, the data files' fingerprints), see
+    :func:`~flowmatch.training.build.prepare_run`. Bad options, and sizes that cannot fit
+    in memory, are refused before anything is written. The folder is locked while the run
+    writes it. A run that ends before its first checkpoint (an error, Ctrl-C during start-up)
+    leaves no folder behind, so the same ``run_dir`` works again.
 
     Args:
         cfg: the run's configuration.
@@ -174,22 +250,45 @@ def train(
 
     Returns:
         What was done.
+
+    Raises:
+        FlowmatchError: one line for bad input, a folder in use (``RunLocked``), a file that
+            cannot be written (``StorageError``), divergence or a stop signal (see
+            :meth:`Trainer.run`).
     """
     cfg.validate()
-    lookup(METHODS, cfg.method, "--method")
-    lookup(OPTIMIZERS, cfg.optimizer, "--optimizer")
-    lookup(LR_DECAYS, cfg.lr_decay, "--lr-decay")  # before the run folder exists
-    lookup(TIME_SAMPLERS, cfg.time_sampling, "--time-sampling")
     run_dir = Path(run_dir)
     check_new_run_dir(run_dir)
     device = resolve_device(cfg.device)
-    cfg, record = prepare_run(cfg)
-    state = build_state(cfg, record, device)  # builds the model: bad options fail here
-    if cfg.init_from:
-        state.warm_start(cfg.init_from)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_record(run_dir, record)
-    return Trainer(cfg, run_dir, state).run(reporter, stop_after, max_seconds)
+    with StopSignals(defer=False):  # SIGTERM and SIGHUP interrupt start-up as Ctrl-C does
+        cfg, record = prepare_run(cfg)
+        state = build_state(cfg, record, device)  # builds the model: bad options fail here
+        if cfg.init_from:
+            state.warm_start(cfg.init_from)
+        created = _make_folder(run_dir)
+        ours = False  # whether the folder holds this run's record and nothing to resume
+        try:
+            with RunLock(run_dir):
+                try:
+                    remove_temp_files(run_dir)
+                    check_new_run_dir(run_dir)  # another process may have been quicker
+                    ours = True
+                    write_run_record(run_dir, record)
+                    return Trainer(cfg, run_dir, state).run(reporter, stop_after, max_seconds)
+                except BaseException:
+                    ours = ours and not (run_dir / CHECKPOINT_FILE).exists()
+                    if ours:  # nothing to resume: leave nothing, so run_dir works again
+                        _remove_run_files(run_dir)
+                    raise
+        except FlowmatchError as exc:
+            if not ours:
+                raise
+            gone = "removed" if _remove_folders(run_dir, created) else "emptied"
+            raise type(exc)(f"{exc}; the run folder was {gone}") from None
+        except BaseException:
+            if ours:
+                _remove_folders(run_dir, created)
+            raise
 
 
 def resume(
@@ -199,25 +298,84 @@ def resume(
     stop_after: int | None = None,
     device: str | None = None,
     max_seconds: float | None = None,
+    allow_data_change: bool = False,
 ) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last checkpoint to its configured steps."""
+    """Continue the run in ``run_dir`` from its last checkpoint to its configured steps.
+
+    A folder with a record but no checkpoint yet starts from step 0. The metrics log is cut
+    back to the checkpoint's step (unreadable lines dropped with a warning), the temporary
+    files of a killed write are removed, and the folder is locked while the run writes it.
+
+    Args:
+        run_dir: the run folder.
+        reporter: progress display; silent by default.
+        stop_after: stop after this many more steps.
+        device: train there instead of the saved ``device``.
+        max_seconds: stop once this much wall-clock time has gone into training steps.
+        allow_data_change: go on although a data file's bytes changed since the run started
+            (the record's fingerprint is updated); by default that is refused.
+
+    Returns:
+        What was done.
+
+    Raises:
+        FlowmatchError: as :func:`train`; also for a damaged run folder.
+    """
     run_dir = Path(run_dir)
-    record = read_run_record(run_dir)
-    cfg = TrainConfig.from_dict(record.get("config"))
-    if device is not None:
-        cfg = dataclasses.replace(cfg, device=device)
-    state = build_state(cfg, record, resolve_device(cfg.device))
-    if (run_dir / CHECKPOINT_FILE).exists():
-        state.load(run_dir / CHECKPOINT_FILE)
-        _truncate_metrics(run_dir / METRICS_FILE, state.step)
-    elif cfg.init_from:
-        state.warm_start(cfg.init_from)
-    return Trainer(cfg, run_dir, state).run(reporter, stop_after, max_seconds)
+    with StopSignals(defer=False):
+        record = read_run_record(run_dir)
+        cfg = run_config(record, run_dir)
+        if device is not None:
+            cfg = dataclasses.replace(cfg, device=check_device(device))
+        with RunLock(run_dir):
+            remove_temp_files(run_dir)
+            changed = check_fingerprints(record, allow_change=allow_data_change)
+            state = build_state(cfg, record, resolve_device(cfg.device))
+            checkpoint = run_dir / CHECKPOINT_FILE
+            if checkpoint.exists() or checkpoint.is_symlink():
+                state.load(checkpoint)
+            elif cfg.init_from:
+                state.warm_start(cfg.init_from)
+            if changed:
+                warn(f"{run_dir}: going on although its {', '.join(changed)} file changed")
+                _rewrite_record(run_dir, record)
+            return Trainer(cfg, run_dir, state).run(reporter, stop_after, max_seconds)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint, so a resumed log has no duplicates."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-    atomic_write(path, "".join(ln + "\n" for ln in keep).encode())
+def _rewrite_record(run_dir: Path, record: dict) -> None:
+    """Save an updated record, keeping the tags it was written with."""
+    extra = {k: v for k, v in record.items() if k not in ("format", "format_version")}
+    write_run_record(run_dir, extra)
+
+
+def _make_folder(run_dir: Path) -> Path | None:
+    """Create ``run_dir`` (and missing parents); return the topmost folder created, if any."""
+    missing = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = os_error_reason(exc, run_dir)
+        raise StorageError(f"cannot create the run folder {run_dir}: {reason}") from None
+    return missing[-1] if missing else None
+
+
+def _remove_run_files(run_dir: Path) -> None:
+    """Remove what a run that never checkpointed wrote (its lock goes with the lock)."""
+    for name in (CONFIG_FILE, METRICS_FILE):
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink(missing_ok=True)
+    remove_temp_files(run_dir)
+
+
+def _remove_folders(run_dir: Path, created: Path | None) -> bool:
+    """Remove the folders :func:`_make_folder` created, if they are empty; say if they went."""
+    if created is None:
+        return False
+    for folder in (run_dir, *run_dir.parents):
+        try:
+            folder.rmdir()
+        except OSError:
+            return False
+        if folder == created:
+            return True
+    return False

@@ -44,7 +44,7 @@ def save_pairs(path: str | Path, x0: Tensor, x1: Tensor, meta: dict | None = Non
     carries them to, in data units, and ``meta``, a JSON string. :func:`load_pairs` reads it
     without unpickling anything.
     """
-    from flowmatch.storage import atomic_write
+    from flowmatch.storage import write_file
 
     if x0.shape != x1.shape:
         raise FlowmatchError(f"x0 and x1 must have one shape, got {x0.shape} and {x1.shape}")
@@ -55,7 +55,7 @@ def save_pairs(path: str | Path, x0: Tensor, x1: Tensor, meta: dict | None = Non
         x1=x1.detach().cpu().float().numpy(),
         meta=np.array(json.dumps(meta or {})),
     )
-    atomic_write(Path(path), buf.getvalue())
+    write_file(Path(path), buf.getvalue())
 
 
 def load_pairs(path: str | Path) -> PairTable:
@@ -64,13 +64,22 @@ def load_pairs(path: str | Path) -> PairTable:
     if not path.is_file():
         raise FlowmatchError(f"pairs file {path} does not exist; make one with flowmatch reflow")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise FlowmatchError(
+                f"{path} holds a single array, not a pairs file (an .npz archive of x0 and x1)"
+            )
+        with f:
             x0, x1 = torch.from_numpy(f["x0"]), torch.from_numpy(f["x1"])
             meta = json.loads(str(f["meta"])) if "meta" in f.files else {}
     except KeyError as exc:
         raise FlowmatchError(f"{path} is not a pairs file (no array {exc})") from None
+    except FlowmatchError:
+        raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise FlowmatchError(f"{path} is not a readable pairs file ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FlowmatchError(f"{path}: its meta is not a JSON object; the file is corrupt")
     if x0.shape != x1.shape or x0.ndim < 2 or len(x0) < 1:
         raise FlowmatchError(
             f"{path}: x0 and x1 must have one shape (N, D) with N >= 1, "

@@ -10,11 +10,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError, check_int, lookup
+from flowmatch.errors import FlowmatchError, check_int, check_memory, lookup
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.solvers import SOLVERS
-from flowmatch.training.build import apply_threads
+from flowmatch.storage import StorageError, os_error_reason
+from flowmatch.training.build import apply_threads, check_size, resolve_device
 from flowmatch.training.checkpoint import check_new_run_dir
+from flowmatch.training.config import MAX_SEED, TrainConfig
 from flowmatch.training.loop import TrainResult, train
 from flowmatch.training.pairs import load_pairs, save_pairs
 from flowmatch.training.progress import Reporter
@@ -59,6 +61,8 @@ def generate_pairs(
             f"reflow needs a flow-matching teacher (a FlowModel), got {type(flow).__name__}"
         )
     check_int(n, "the number of pairs")
+    # z0, the solver's copies of a batch, the solved parts, z1 and the two float32 outputs
+    check_memory(4 * n * flow.dim * 4, f"{n} pairs of {flow.dim} features", flow.device)
     z0 = flow.noise(n, torch.Generator().manual_seed(seed))  # (n, ...) standardized
     parts, nfe = [], 0
     for chunk in z0.split(PAIR_BATCH):
@@ -156,16 +160,28 @@ def reflow(
 
     if method not in ("fm", "distill"):
         raise FlowmatchError(f"reflow trains with method 'fm' or 'distill', got {method!r}")
+    check_int(n_pairs, "the number of pairs")
+    check_int(steps, "the solver's steps")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise FlowmatchError(f"the pairs' seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    lookup(SOLVERS, solver, "solver")
+    if pairs_file is not None and Path(pairs_file).suffix != ".npz":
+        raise FlowmatchError(
+            f"a pairs file is an .npz archive (x0 and x1), got {pairs_file}; name it ...npz"
+        )
     teacher, out = Path(teacher), Path(out)
     check_new_run_dir(out)  # before minutes of solving, not after
     flow, info = load_run(teacher, ema=ema)
     apply_threads(info.config, flow, torch.device("cpu"))  # one thread for small models
-    lookup(SOLVERS, solver, "solver")
     path = (
         Path(pairs_file)
         if pairs_file is not None
         else default_pairs_file(teacher, info.step, n_pairs, seed, solver, steps, ema)
     )
+    # the new run's config, checked before any pair is written into the teacher's folder
+    cfg = _student_config(info.config, path, teacher, method, distill_steps, train_steps, init)
+    cfg = _with_overrides(cfg, overrides)
+    check_size(cfg, info.record["data"], resolve_device(cfg.device))
     meta = {
         "teacher": str(teacher.resolve()),
         "teacher_step": info.step,
@@ -185,18 +201,45 @@ def reflow(
             )
     else:
         x0, x1, nfe = generate_pairs(flow, n_pairs, seed=seed, solver=solver, steps=steps)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = os_error_reason(exc, path.parent)
+            raise StorageError(f"cannot create {path.parent} for the pairs: {reason}") from None
         save_pairs(path, x0, x1, meta)
     seconds = time.perf_counter() - t0
+    result = train(cfg, out, reporter=reporter)
+    return ReflowResult(path, seconds, nfe, reused, result)
+
+
+def _student_config(
+    teacher_cfg: TrainConfig,
+    pairs: Path,
+    teacher: Path,
+    method: str,
+    distill_steps: int,
+    train_steps: int | None,
+    init: bool,
+) -> TrainConfig:
+    """The teacher's config with the pairs as the coupling, and the student's settings."""
     fields = {
         "method": method,
-        "pairs": str(path.resolve()),
+        "pairs": str(pairs.resolve()),
         "coupling": "independent",
         "init_from": str(teacher.resolve()) if init else "",
         "distill_steps": distill_steps,
     }
     if train_steps is not None:
         fields["steps"] = train_steps
-    cfg = dataclasses.replace(info.config, **fields, **(overrides or {}))
-    result = train(cfg, out, reporter=reporter)
-    return ReflowResult(path, seconds, nfe, reused, result)
+    return dataclasses.replace(teacher_cfg, **fields)
+
+
+def _with_overrides(cfg: TrainConfig, overrides: dict | None) -> TrainConfig:
+    """``cfg`` with ``overrides`` (TrainConfig fields) applied, validated."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise FlowmatchError(f"unknown training options {unknown}; use TrainConfig's fields")
+    cfg = dataclasses.replace(cfg, **(overrides or {}))
+    cfg.validate()
+    return cfg

@@ -8,15 +8,17 @@ import torch
 
 from flowmatch.errors import FlowmatchError
 from flowmatch.flows.base import Flow
-from flowmatch.training.build import build_flow, resolve_device
+from flowmatch.training.build import build_flow, check_size, resolve_device
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
+    CONFIG_FILE,
+    check_weights,
+    error_summary,
     load_checkpoint,
     read_run_record,
+    run_config,
     with_prefix,
 )
-from flowmatch.training.config import TrainConfig
-from flowmatch.training.methods import METHODS
 
 __all__ = ["RunInfo", "load", "load_run"]
 
@@ -27,7 +29,7 @@ class RunInfo:
     def __init__(self, run_dir: Path, record: dict, step: int) -> None:
         self.run_dir = Path(run_dir)
         self.record = record
-        self.config = TrainConfig.from_dict(record.get("config"))
+        self.config = run_config(record, self.run_dir)
         self.shape = tuple(record["data"]["shape"])
         self.step = step
 
@@ -39,7 +41,9 @@ class RunInfo:
 def load_run(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> tuple[Flow, RunInfo]:
     """Rebuild the model of a run folder and load its (EMA, by default) weights.
 
-    Reads only JSON and safetensors: loading never executes code from the folder.
+    Reads only JSON and safetensors: loading never executes code from the folder. A
+    damaged or crafted folder (wrong types in config.json, a model too big for memory,
+    NaN or wrongly typed weights) is one line of :class:`~flowmatch.errors.FlowmatchError`.
 
     Args:
         run_dir: a folder written by ``flowmatch train``.
@@ -51,26 +55,29 @@ def load_run(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> t
     """
     run_dir = Path(run_dir)
     record = read_run_record(run_dir)
+    cfg = run_config(record, run_dir)
+    target = resolve_device(device)
     try:
-        cfg = TrainConfig.from_dict(record.get("config"))
-        if cfg.method not in METHODS:
-            raise FlowmatchError(
-                f"{run_dir} was trained with method '{cfg.method}', which this flowmatch lacks"
-            )
+        check_size(cfg, record["data"], target, training=False)
         model = build_flow(cfg, record["data"])
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, FlowmatchError):
-            raise
-        raise FlowmatchError(f"{run_dir}/config.json is incomplete or damaged ({exc})") from None
-    tensors, meta = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    except FlowmatchError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise FlowmatchError(
+            f"{run_dir / CONFIG_FILE} is incomplete or damaged ({error_summary(exc)})"
+        ) from None
+    path = run_dir / CHECKPOINT_FILE
+    tensors, meta = load_checkpoint(path)
+    prefix = "ema." if ema else "model."
+    check_weights(tensors, model.state_dict(), prefix, path)
     try:
-        model.load_state_dict(with_prefix(tensors, "ema." if ema else "model."))
+        model.load_state_dict(with_prefix(tensors, prefix))
     except RuntimeError as exc:
         raise FlowmatchError(
-            f"checkpoint in {run_dir} does not match its config.json ({str(exc).splitlines()[0]})"
+            f"checkpoint in {run_dir} does not match its config.json ({error_summary(exc)})"
         ) from None
-    model = model.to(resolve_device(device)).eval()
-    return model, RunInfo(run_dir, record, int(meta.get("step", 0)))
+    model = model.to(target).eval()
+    return model, RunInfo(run_dir, record, meta.get("step", 0))
 
 
 def load(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> Flow:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from flowmatch.errors import FlowmatchError
 from flowmatch.training.batches import BatchSource
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
+    check_weights,
+    error_summary,
     load_checkpoint,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -67,6 +70,10 @@ class TrainState:
 
     def save(self, path: Path, loss: float | None) -> None:
         """Write the record to ``path`` atomically; ``loss`` is the last logged loss."""
+        save_checkpoint(path, *self.record(loss))
+
+    def record(self, loss: float | None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The checkpoint's tensors (on the training device) and JSON metadata."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.ema.model.state_dict().items()}
         opt_tensors, groups = optimizer_to_tensors(self.optimizer)
@@ -78,11 +85,20 @@ class TrainState:
             tensors["rng.chunk"] = source["chunk_generator"]
             meta["chunk_start"] = source["chunk_start"]
         meta["loss"] = loss
-        save_checkpoint(path, tensors, meta)
+        return tensors, meta
 
     def load(self, path: Path) -> None:
         """Restore the record saved at ``path`` by :meth:`save` (of a run of the same config)."""
         tensors, meta = load_checkpoint(path)
+        check_weights(tensors, self.model.state_dict(), "model.", path)
+        check_weights(tensors, self.ema.model.state_dict(), "ema.", path)
+        for name, value in tensors.items():
+            if name.startswith("optim.") and not (
+                value.is_floating_point() and bool(torch.isfinite(value).all())
+            ):
+                raise FlowmatchError(
+                    f"{path}: {name} is not a finite floating-point tensor; the file is corrupt"
+                )
         try:
             self.model.load_state_dict(with_prefix(tensors, "model."))
             self.ema.model.load_state_dict(with_prefix(tensors, "ema."))
@@ -99,15 +115,17 @@ class TrainState:
             self.step, self.ema.updates = step, int(meta["ema_updates"])
         except FlowmatchError:
             raise
-        except (KeyError, RuntimeError, ValueError) as exc:
-            first = str(exc).splitlines()[0]
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
             raise FlowmatchError(
-                f"checkpoint in {Path(path).parent} does not match its config.json ({first})"
+                f"checkpoint in {Path(path).parent} does not match its config.json "
+                f"({error_summary(exc)})"
             ) from None
 
     def warm_start(self, run_dir: str | Path) -> None:
         """Start the model and its EMA from another run's EMA weights (reflow, distillation)."""
-        tensors, _ = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
+        path = Path(run_dir) / CHECKPOINT_FILE
+        tensors, _ = load_checkpoint(path)
+        check_weights(tensors, self.model.state_dict(), "ema.", path)
         weights = with_prefix(tensors, "ema.")
         try:
             self.model.load_state_dict(weights)
@@ -115,5 +133,5 @@ class TrainState:
         except RuntimeError as exc:
             raise FlowmatchError(
                 f"--init-from {run_dir}: its weights do not fit this model "
-                f"({str(exc).splitlines()[0]}); use the teacher's --model, --width and --depth"
+                f"({error_summary(exc)}); use the teacher's --model, --width and --depth"
             ) from None

@@ -1,7 +1,8 @@
 """Figures and animations of data, samples, probability paths, losses and densities.
 
-Each function takes numpy arrays, writes one file atomically and returns its path; matplotlib
-and Pillow are only imported when a function is called.
+Each function takes numpy arrays, writes one file atomically and returns its path (replacing an
+existing file, or refusing it with ``overwrite=False``); matplotlib and Pillow are only imported
+when a function is called.
 """
 
 from flowmatch.viz.animation import animate_path
@@ -11,11 +12,12 @@ from flowmatch.viz.figures import (
     plot_samples,
     plot_trajectories,
 )
-from flowmatch.viz.grids import plot_density, save_image_grid
+from flowmatch.viz.grids import image_grid_bytes, plot_density, save_image_grid
 from flowmatch.viz.robot import plot_rollouts
 
 __all__ = [
     "animate_path",
+    "image_grid_bytes",
     "plot_density",
     "plot_loss",
     "plot_path_snapshots",

@@ -6,6 +6,7 @@ them, and figures are drawn on an explicit Agg canvas, never through ``pyplot``'
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import secrets
@@ -154,10 +155,23 @@ def _count(n: int) -> str:
 # ----------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a hidden temporary file next to ``path``, then move it into place."""
+def _atomic_write(
+    path: PathLike, write: Callable[[IO[bytes]], None], overwrite: bool = True
+) -> Path:
+    """Call ``write`` on a hidden temporary file next to ``path``, then move it into place.
+
+    With ``overwrite`` False the file is rendered to memory and created by
+    :func:`flowmatch.storage.write_new`: an existing ``path``, even one created meanwhile, is
+    never replaced (``FileExistsError``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite:
+        from flowmatch.storage import write_new
+
+        buf = io.BytesIO()
+        write(buf)
+        return write_new(path, buf.getvalue())
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as fh:  # "x": never clobber; plain open respects the umask
@@ -169,9 +183,9 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
-def _save_figure(fig: Figure, path: PathLike) -> Path:
+def _save_figure(fig: Figure, path: PathLike, overwrite: bool = True) -> Path:
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
     if fmt not in fig.canvas.get_supported_filetypes():
         known = ", ".join(sorted(fig.canvas.get_supported_filetypes()))
         raise FlowmatchError(f"cannot write a figure as {fmt!r} ({path}); use one of: {known}")
-    return _atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=fig.dpi))
+    return _atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=fig.dpi), overwrite)

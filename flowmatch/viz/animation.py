@@ -29,7 +29,9 @@ MAX_ANIMATED = 2_000  # particles per frame; keeps the GIF small and the frames 
 HOLD_MS = 1_000  # how long the last frame stays before the loop restarts
 
 
-def animate_path(trajectory: Any, ts: Any, path: PathLike, fps: int = 12) -> Path:
+def animate_path(
+    trajectory: Any, ts: Any, path: PathLike, fps: int = 12, *, overwrite: bool = True
+) -> Path:
     """Write an animated GIF with one frame per trajectory time, holding the last one a second.
 
     Axis limits are fixed across frames. 2-D (and the first two coordinates for D > 2) is a
@@ -42,6 +44,7 @@ def animate_path(trajectory: Any, ts: Any, path: PathLike, fps: int = 12) -> Pat
         ts: the T times, shape (T,), shown in each frame's title.
         path: output file; must end in ``.gif``.
         fps: frames per second.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -121,6 +124,7 @@ def animate_path(trajectory: Any, ts: Any, path: PathLike, fps: int = 12) -> Pat
             duration=durations,
             loop=0,
         ),
+        overwrite,
     )
 
 

@@ -34,6 +34,7 @@ def plot_energy_fit(
     path: PathLike,
     *,
     title: str | None = None,
+    overwrite: bool = True,
 ) -> PathLike:
     """Three panels on the same box: p = exp(-U) / Z, the flow's q, and draws of q.
 
@@ -48,6 +49,7 @@ def plot_energy_fit(
         samples: (N, 2) draws of q.
         path: output file (the suffix picks the format).
         title: optional title over the panels.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -97,11 +99,18 @@ def plot_energy_fit(
         ax.tick_params(labelsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)
 
 
 def write_energy_fit_figure(
-    flow: Flow, energy: Energy, path: PathLike, *, grid: int = 200, n: int = 5000, seed: int = 0
+    flow: Flow,
+    energy: Energy,
+    path: PathLike,
+    *,
+    grid: int = 200,
+    n: int = 5000,
+    seed: int = 0,
+    overwrite: bool = True,
 ) -> PathLike:
     """Evaluate a fitted flow and its target on the energy's box and draw :func:`plot_energy_fit`.
 
@@ -112,6 +121,7 @@ def write_energy_fit_figure(
         grid: grid points per axis.
         n: draws of q to scatter.
         seed: their seed.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -133,4 +143,5 @@ def write_energy_fit_figure(
         samples.numpy(),
         path,
         title=f"{energy.name}: target, planar flow, samples",
+        overwrite=overwrite,
     )

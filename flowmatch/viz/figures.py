@@ -2,7 +2,8 @@
 
 Every function takes numpy arrays (a CPU ``torch.Tensor`` is accepted too), writes exactly one
 file atomically (a hidden temporary file in the same folder, then ``os.replace``) and returns its
-:class:`~pathlib.Path`. The file format follows the suffix (``.png`` unless stated otherwise).
+:class:`~pathlib.Path`; with ``overwrite=False`` it refuses an existing file instead, even one
+created while it draws. The file format follows the suffix (``.png`` unless stated otherwise).
 
 Points have shape (N, D). Two-dimensional data is drawn as a scatter with equal aspect; for
 D > 2 only the first two coordinates are drawn and the title says so; for D == 1 histograms and
@@ -52,7 +53,9 @@ __all__ = ["plot_loss", "plot_path_snapshots", "plot_samples", "plot_trajectorie
 # ----------------------------------------------------------------------------- figures
 
 
-def plot_samples(data: Any, samples: Any, path: PathLike, title: str | None = None) -> Path:
+def plot_samples(
+    data: Any, samples: Any, path: PathLike, title: str | None = None, *, overwrite: bool = True
+) -> Path:
     """Draw data (left) and model samples (right) side by side on the same axis limits.
 
     Args:
@@ -60,6 +63,7 @@ def plot_samples(data: Any, samples: Any, path: PathLike, title: str | None = No
         samples: model samples, shape (M, D) with the same D.
         path: output file; the suffix picks the format (png, pdf, svg, ...).
         title: optional title over both panels.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -108,11 +112,16 @@ def plot_samples(data: Any, samples: Any, path: PathLike, title: str | None = No
     ax_model.set_title(f"model samples ({_count(len(xs))}){note}", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)
 
 
 def plot_trajectories(
-    trajectory: Any, path: PathLike, n_paths: int = 200, ts: Any | None = None
+    trajectory: Any,
+    path: PathLike,
+    n_paths: int = 200,
+    ts: Any | None = None,
+    *,
+    overwrite: bool = True,
 ) -> Path:
     """Draw particle paths from noise (t = 0) to samples (t = 1).
 
@@ -126,6 +135,7 @@ def plot_trajectories(
         n_paths: how many particle paths to draw as lines (evenly chosen among the N).
         ts: the T times, used as the horizontal axis for D == 1; evenly spaced on [0, 1] if
             omitted.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -173,10 +183,12 @@ def plot_trajectories(
         f"particle paths ({len(lines):,} of {n:,} drawn, {n_steps} steps){_dims_note(d)}",
         fontsize=10,
     )
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)
 
 
-def plot_path_snapshots(trajectory: Any, ts: Any, path: PathLike, n_panels: int = 6) -> Path:
+def plot_path_snapshots(
+    trajectory: Any, ts: Any, path: PathLike, n_panels: int = 6, *, overwrite: bool = True
+) -> Path:
     """Draw the marginal p_t at a few times, one panel per time, on shared axis limits.
 
     The times are picked evenly among ``ts`` and always include the first and the last. In 2-D
@@ -188,6 +200,7 @@ def plot_path_snapshots(trajectory: Any, ts: Any, path: PathLike, n_panels: int 
         ts: the T times of the trajectory, shape (T,).
         path: output file.
         n_panels: how many times to show (at most T); at most 6 panels per row.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -238,7 +251,7 @@ def plot_path_snapshots(trajectory: Any, ts: Any, path: PathLike, n_panels: int 
     for ax in axes[len(picks) :]:
         ax.set_axis_off()
     fig.suptitle(f"marginal p_t of {n:,} particles{_dims_note(d)}", fontsize=11)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)
 
 
 def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
@@ -250,7 +263,14 @@ def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
     return (c[hi] - c[lo]) / (hi - lo)
 
 
-def plot_loss(steps: Any, losses: Any, path: PathLike, ema_losses: Any | None = None) -> Path:
+def plot_loss(
+    steps: Any,
+    losses: Any,
+    path: PathLike,
+    ema_losses: Any | None = None,
+    *,
+    overwrite: bool = True,
+) -> Path:
     """Draw a training loss curve: raw values, faint, under a moving average, on a log y-axis.
 
     The y-axis falls back to linear when a loss is <= 0 (a negative log-likelihood can be).
@@ -262,6 +282,7 @@ def plot_loss(steps: Any, losses: Any, path: PathLike, ema_losses: Any | None = 
         path: output file.
         ema_losses: optional exponential moving average kept by the trainer, shape (K,),
             drawn as a dashed line.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -321,4 +342,4 @@ def plot_loss(steps: Any, losses: Any, path: PathLike, ema_losses: Any | None = 
     skipped = int((~ok).sum())
     note = f", {skipped} non-finite skipped" if skipped else ""
     ax.set_title(f"training loss (last {y_ok[-1]:.4g}{note})", fontsize=10)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)

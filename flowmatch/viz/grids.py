@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from flowmatch.viz._common import (
     _subsample,
 )
 
-__all__ = ["plot_density", "save_image_grid"]
+__all__ = ["image_grid_bytes", "plot_density", "save_image_grid"]
 
 
 def plot_density(
@@ -36,6 +37,7 @@ def plot_density(
     *,
     log: bool = False,
     title: str | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Draw a density p = exp(log_density) evaluated on a grid, optionally with data points.
 
@@ -52,6 +54,7 @@ def plot_density(
         data: optional points (N, D) drawn over the heatmap (first two coordinates).
         log: show log p instead of p (clipped 12 nats below its maximum), to reveal tails.
         title: the title; a description of what is shown if omitted.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -121,11 +124,16 @@ def plot_density(
         ax.set_aspect("equal", adjustable="box")
         ax.tick_params(labelsize=8)
     ax.set_title(title or default_title, fontsize=10)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)
 
 
 def save_image_grid(
-    images: Any, path: PathLike, nrow: int | None = None, *, scale: int | None = None
+    images: Any,
+    path: PathLike,
+    nrow: int | None = None,
+    *,
+    scale: int | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Tile images into one grid picture, min-max scaled over the whole grid.
 
@@ -138,6 +146,7 @@ def save_image_grid(
         path: output file; PNG unless the suffix names another format Pillow writes.
         nrow: images per row (as in ``torchvision.utils.make_grid``); about sqrt(N) if omitted.
         scale: integer enlargement; by default the one that makes each image about 96 pixels.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -149,6 +158,32 @@ def save_image_grid(
         ...     out.name
         'grid.png'
     """
+    suffix = Path(path).suffix.lower()
+    _image_format(suffix, path)
+    data = image_grid_bytes(images, suffix or ".png", nrow, scale=scale)
+    return _atomic_write(path, lambda fh: fh.write(data), overwrite)
+
+
+def image_grid_bytes(
+    images: Any, suffix: str = ".png", nrow: int | None = None, *, scale: int | None = None
+) -> bytes:
+    """The picture of :func:`save_image_grid` as the bytes of an image file, not written.
+
+    Args:
+        images: shape (N, H, W), (N, 1, H, W) or (N, 3, H, W), in any value range.
+        suffix: the file suffix whose format to use, e.g. ``".png"`` or ``".jpg"``.
+        nrow: images per row; about sqrt(N) if omitted.
+        scale: integer enlargement; by default the one that makes each image about 96 pixels.
+
+    Returns:
+        The encoded image.
+
+    Example:
+        >>> import numpy as np
+        >>> image_grid_bytes(np.random.rand(4, 8, 8))[:4]
+        b'\\x89PNG'
+    """
+    fmt = _image_format(suffix.lower(), suffix)
     arr = _as_array(images, "images", (3, 4), "(N, H, W) or (N, C, H, W) with C in {1, 3}")
     if arr.ndim == 4:
         if arr.shape[1] not in (1, 3):
@@ -178,9 +213,17 @@ def save_image_grid(
     pixels = (grid * 255.0).round().astype(np.uint8)
     from PIL import Image
 
-    suffix = Path(path).suffix.lower()
+    img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)  # uint8: mode L or RGB
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _image_format(suffix: str, path: PathLike) -> str:
+    """Pillow's format name for a file suffix (PNG for none), or one line if it has none."""
+    from PIL import Image
+
     known = Image.registered_extensions()  # e.g. {".png": "PNG", ...}
     if suffix and suffix not in known:
         raise FlowmatchError(f"cannot write an image as {suffix!r} ({path}); use .png")
-    img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)  # uint8: mode L or RGB
-    return _atomic_write(path, lambda fh: img.save(fh, format=known.get(suffix, "PNG")))
+    return known.get(suffix, "PNG")

@@ -31,6 +31,7 @@ def plot_sample_panels(
     reference: str | None = None,
     title: str | None = None,
     ncols: int | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """One scatter per named set of (N, 2) points, all on the same axis limits.
 
@@ -42,6 +43,7 @@ def plot_sample_panels(
             limits come from it when given, else from all panels together.
         title: optional title over the figure.
         ncols: panels per row (all in one row by default).
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -76,4 +78,4 @@ def plot_sample_panels(
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)

@@ -13,7 +13,9 @@ COLLISION_COLOR = "#c44e52"
 TIMEOUT_COLOR = "#8c8c8c"
 
 
-def plot_rollouts(rollouts: dict, env, path: PathLike, max_paths: int = 100) -> Path:
+def plot_rollouts(
+    rollouts: dict, env, path: PathLike, max_paths: int = 100, *, overwrite: bool = True
+) -> Path:
     """Draw each policy's episodes: paths colored by outcome, the obstacle and the goals.
 
     Args:
@@ -21,6 +23,7 @@ def plot_rollouts(rollouts: dict, env, path: PathLike, max_paths: int = 100) -> 
         env: the :class:`~flowmatch.envs.PointRobot` they ran in.
         path: output image file.
         max_paths: episodes drawn per panel (the first ones).
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
         The path written.
@@ -52,4 +55,4 @@ def plot_rollouts(rollouts: dict, env, path: PathLike, max_paths: int = 100) -> 
         ax.set_ylim(-0.9, 0.9)
         ax.set_aspect("equal", adjustable="box")
         ax.tick_params(labelsize=7)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +21,21 @@ if TYPE_CHECKING:
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
 
-__all__ = ["write_run_figures"]
+__all__ = ["FIGURES", "trajectory_options", "write_run_figures"]
 
 TRAJECTORY_TIMES = 41  # frames of the GIF and candidates for the snapshots
 DENSITY_GRID = 80  # points per axis of the 2-D density heatmaps
 DENSITY_SOLVER = {"solver": "rk4", "steps": 10}  # 40 NFE: cheap, and ample for a picture
+FIGURES = (
+    "samples.png",
+    "trajectories.png",
+    "path.png",
+    "path.gif",
+    "density.png",
+    "log_density.png",
+    "loss.png",
+)
+"""The files :func:`write_run_figures` may write (the last three for some runs only)."""
 
 
 def write_run_figures(
@@ -36,6 +45,7 @@ def write_run_figures(
     *,
     n: int = 2000,
     seed: int = 0,
+    overwrite: bool = True,
     **solver_options: Any,
 ) -> list[Path]:
     """Write samples.png, trajectories.png, path.png, loss.png and path.gif into ``out``.
@@ -49,6 +59,7 @@ def write_run_figures(
         out: an existing folder.
         n: the number of samples and data points to draw.
         seed: the noise and data seed.
+        overwrite: replace existing figures; if False, refuse one (``FileExistsError``).
         solver_options: solver, steps, atol, rtol for the trajectories (used only when
             ``flow.integrates_ode``).
 
@@ -63,14 +74,7 @@ def write_run_figures(
     g = torch.Generator().manual_seed(seed)
     data = get_dataset(info.config.data).held_out(n, g).reshape(-1, info.dim).numpy()
     ts = torch.linspace(0.0, 1.0, TRAJECTORY_TIMES)
-    if not flow.integrates_ode:  # a discrete flow: its states after each layer
-        solver_options = {}
-    elif solver_options.get("solver") in (None, "euler", "midpoint", "heun", "rk4"):
-        # a fixed grid whose steps land on the trajectory times
-        steps = max(int(solver_options.get("steps", 40)) // (TRAJECTORY_TIMES - 1), 1)
-        solver_options = {**solver_options, "steps": steps * (TRAJECTORY_TIMES - 1)}
-    else:
-        solver_options = {**solver_options, "trajectory_times": ts}
+    solver_options = trajectory_options(flow, solver_options)
     sol = flow.trajectory(n, seed=seed, return_trajectory=True, **solver_options)
     traj = sol.trajectory.reshape(sol.trajectory.shape[0], n, -1).cpu().numpy()  # (T, N, D)
     times = sol.ts.cpu().numpy()
@@ -78,25 +82,42 @@ def write_run_figures(
     traj, times = traj[keep], times[keep]
 
     name = info.config.data if len(info.config.data) < 40 else Path(info.config.data).name
+    keep_old = {"overwrite": overwrite}
+    title = f"{name}: data vs. samples"
     paths = [
-        plot_samples(data, traj[-1], out / "samples.png", title=f"{name}: data vs. samples"),
-        plot_trajectories(traj, out / "trajectories.png"),
-        plot_path_snapshots(traj, times, out / "path.png"),
-        animate_path(traj, times, out / "path.gif"),
+        plot_samples(data, traj[-1], out / "samples.png", title=title, **keep_old),
+        plot_trajectories(traj, out / "trajectories.png", **keep_old),
+        plot_path_snapshots(traj, times, out / "path.png", **keep_old),
+        animate_path(traj, times, out / "path.gif", **keep_old),
     ]
     if info.dim == 2:
-        paths += _density_figures(flow, data, out, name)
-    log = info.run_dir / "metrics.jsonl"
-    if log.exists():
-        rows = [json.loads(ln) for ln in log.read_text().splitlines() if ln]
-        if rows:
-            steps_arr = np.array([r["step"] for r in rows])
-            losses = np.array([r["loss"] for r in rows])
-            paths.append(plot_loss(steps_arr, losses, out / "loss.png"))
+        paths += _density_figures(flow, data, out, name, overwrite)
+    from flowmatch.training.checkpoint import METRICS_FILE
+    from flowmatch.training.metrics_log import read_metrics
+
+    rows = [r for r in read_metrics(info.run_dir / METRICS_FILE) if "loss" in r]
+    if rows:  # a torn last line was dropped with a warning
+        steps_arr = np.array([r["step"] for r in rows])
+        losses = np.array([r["loss"] for r in rows], dtype=float)
+        paths.append(plot_loss(steps_arr, losses, out / "loss.png", **keep_old))
     return paths
 
 
-def _density_figures(flow: Flow, data: np.ndarray, out: Path, name: str) -> list[Path]:
+def trajectory_options(flow: Flow, solver_options: dict[str, Any]) -> dict[str, Any]:
+    """The solver options of the figures' trajectory: none for a discrete flow (its states
+    after each layer), a fixed grid rounded up to land on the :data:`TRAJECTORY_TIMES`, or an
+    adaptive solver reporting at those times."""
+    if not flow.integrates_ode:
+        return {}
+    if solver_options.get("solver") in (None, "euler", "midpoint", "heun", "rk4"):
+        steps = max(int(solver_options.get("steps", 40)) // (TRAJECTORY_TIMES - 1), 1)
+        return {**solver_options, "steps": steps * (TRAJECTORY_TIMES - 1)}
+    return {**solver_options, "trajectory_times": torch.linspace(0.0, 1.0, TRAJECTORY_TIMES)}
+
+
+def _density_figures(
+    flow: Flow, data: np.ndarray, out: Path, name: str, overwrite: bool
+) -> list[Path]:
     """density.png and log_density.png: log p on a grid over the data's range (padded)."""
     lo, hi = data.min(axis=0), data.max(axis=0)
     pad = 0.15 * (hi - lo) + 1e-6
@@ -108,9 +129,22 @@ def _density_figures(flow: Flow, data: np.ndarray, out: Path, name: str) -> list
     log_p = flow.log_prob(grid.to(flow.device), **options)
     log_p = log_p.reshape(DENSITY_GRID, DENSITY_GRID).cpu().numpy()
     return [
-        plot_density(xs, ys, log_p, out / "density.png", title=f"{name}: model density p(x)"),
         plot_density(
-            xs, ys, log_p, out / "log_density.png", log=True, title=f"{name}: model log p(x)"
+            xs,
+            ys,
+            log_p,
+            out / "density.png",
+            title=f"{name}: model density p(x)",
+            overwrite=overwrite,
+        ),
+        plot_density(
+            xs,
+            ys,
+            log_p,
+            out / "log_density.png",
+            log=True,
+            title=f"{name}: model log p(x)",
+            overwrite=overwrite,
         ),
     ]
 

@@ -140,3 +140,12 @@ def test_eval_images_scores_samples_with_a_cached_classifier(runs, tmp_path, cap
     assert len(list(cache.glob("classifier-digits-images-*.safetensors"))) == 1
     assert main(["eval-images", str(runs["robot"])]) == 2
     assert "class-conditional image runs" in error_line(capsys)
+
+
+def test_guidance_that_overflows_writes_nothing(runs, tmp_path, capsys):
+    out, grid = tmp_path / "s.npy", tmp_path / "g.png"
+    argv = ["sample", str(runs["image"]), "--class", "3", "--guidance", "1e30", "--n", "4",
+            "--solver-steps", "2", "--out", str(out), "--grid", str(grid)]  # fmt: skip
+    assert main(argv) == 2
+    assert "not finite" in error_line(capsys)
+    assert list(tmp_path.iterdir()) == []

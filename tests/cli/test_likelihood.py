@@ -196,7 +196,7 @@ def test_fourier_input_features_and_mixed_times_from_the_command_line(tmp_path, 
     "extra, message",
     [
         (["--input-features", "-1"], "--input-features must be >= 0"),
-        (["--input-features", "4", "--input-scale", "0"], "--input-scale > 0"),
+        (["--input-features", "4", "--input-scale", "0"], "--input-scale"),
         (["--time-uniform-share", "2"], "--time-uniform-share must be in [0, 1]"),
     ],
 )

@@ -244,3 +244,13 @@ def test_a_solver_that_cannot_keep_up_names_the_flags_to_change(run, tmp_path, c
     line = error_line(capsys)
     assert "step size underflowed" in line and "--atol/--rtol" in line
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_plot_draws_the_loss_of_a_run_whose_last_metrics_line_is_torn(run, tmp_path, capsys):
+    torn = copy_run(run, tmp_path / "torn")
+    with (torn / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 99999, "lo')  # a kill or a full disk cut the last write short
+    out = tmp_path / "figs"
+    assert main(["plot", str(torn), "--n", "100", "--out", str(out)]) == 0
+    assert (out / "loss.png").is_file()
+    assert "dropped 1 unreadable line" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from PIL import Image
 from flowmatch.errors import FlowmatchError
 from flowmatch.viz import (
     animate_path,
+    image_grid_bytes,
     plot_density,
     plot_loss,
     plot_path_snapshots,
@@ -182,6 +183,31 @@ def test_creates_missing_folders(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b" / "samples.png"
     assert plot_samples(np.zeros((4, 2)), np.ones((4, 2)), str(out)) == out
     assert out.is_file()
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda p, **kw: plot_samples(np.zeros((4, 2)), np.ones((4, 2)), p, **kw),
+        lambda p, **kw: animate_path(*circle_path(3, 5, 2), p.with_suffix(".gif"), **kw),
+        lambda p, **kw: save_image_grid(np.zeros((2, 4, 4)), p, **kw),
+    ],
+)
+def test_overwrite_false_never_replaces_a_file(tmp_path: Path, draw) -> None:
+    first = draw(tmp_path / "fig.png")  # the library's default replaces...
+    old = first.read_bytes()
+    assert draw(tmp_path / "fig.png").read_bytes() == old
+    with pytest.raises(FileExistsError):  # ...but not when asked not to
+        draw(tmp_path / "fig.png", overwrite=False)
+    assert first.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary left
+
+
+def test_image_grid_bytes_are_what_save_image_grid_writes(tmp_path: Path) -> None:
+    images = np.random.default_rng(0).random((6, 1, 5, 5))
+    path = save_image_grid(images, tmp_path / "grid.jpg", nrow=3, overwrite=False)
+    assert image_grid_bytes(images, ".jpg", 3) == path.read_bytes()
+    check_image(path, "JPEG")
 
 
 def test_import_is_lazy_and_pyplot_free() -> None:
