@@ -21,7 +21,7 @@ What it does:
                        OT solved on blocks of --ot-batch rows (16 here: cheaper than
                        flowmatch's default of 64, and as good in 2-D pilots), training times
                        from the logit-normal(0, 1) (--time-sampling logit-normal; chosen on
-                       seeds 5-9, see the README)
+                       seeds 5-9, see docs/benchmarks.md)
        fm-ot-uniform   fm-ot with uniform training times, as the peers draw them (optional)
        fm-ot-whole     fm-ot with OT on the whole batch, as torchcfm does (optional)
        fm-ot-short     fm-ot with 60% of the steps: about the independent peers' CPU time

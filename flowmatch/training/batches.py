@@ -121,12 +121,12 @@ class DataBatches:
 class CoupledBatches(DataBatches):
     """Data x1, then x0 drawn from the model's source and paired with x1 by a coupling.
 
-    An exact coupling (``ot``, ``class-ot``: ``blockwise`` couplings) solves its problem on
-    blocks of ``ot_batch`` rows (the whole batch when 0; see
-    :func:`~flowmatch.couplings.pair_in_blocks`): exact OT costs about O(k^3) per block. In
-    a pilot on N -> 8gaussians and N -> scurve (README, "Against torchcfm"), blocks of 64 rows
-    trained flows as straight and as accurate as whole batches of 256, in a third of the time.
-    Given class labels, ``ot``, ``sinkhorn`` and ``class-ot`` pair only within each class.
+    An exact coupling (``ot``, ``class-ot``: ``blockwise`` couplings) solves its problem on blocks
+    of ``ot_batch`` rows (the whole batch when 0; see :func:`~flowmatch.couplings.pair_in_blocks`):
+    exact OT costs about O(k^3) per block. In a pilot on N -> 8gaussians and N -> scurve
+    (docs/benchmarks.md, "Against torchcfm and flow_matching"), blocks of 64 rows trained flows as
+    straight and as accurate as whole batches of 256, in a third of the time. Given class labels,
+    ``ot``, ``sinkhorn`` and ``class-ot`` pair only within each class.
 
     Args:
         dataset, model, batch_size, generator, conditional: as for :class:`DataBatches`.
