@@ -40,6 +40,11 @@ EXPECTED = {
     "docs/index.md": ["NFE 8", "torch.Size([4]) torch.Size([4, 2])"],
     "docs/likelihood.md": ["Hutchinson", "(1000, 2) (1000,)", "CNF after 30 steps"],
     "docs/planar-flows.md": ["integrates an ODE: False", "KL", "torch.Size([5])"],
+    "docs/theory.md": [
+        "max |log-det - dt div v| / dt",
+        "transport residual",
+        "v* of one point: True",
+    ],
     "docs/run-folders.md": ["checkpoint.safetensors", "60 (2,) 32", "t=0 is noise", "refused:"],
 }
 

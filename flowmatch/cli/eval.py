@@ -33,6 +33,9 @@ __all__ = ["EVAL_FILE", "add_parser", "run"]
 EVAL_FILE = "eval.json"
 """The one file ``--json`` may create inside the run folder it evaluates (``demo`` does)."""
 
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+"""Formats of ``--oracle-figure``."""
+
 W2_BYTES = 16
 """Memory per pair of points of the exact W2: its float64 cost matrix and transport plan."""
 
@@ -65,6 +68,33 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--no-curve", action="store_true", help="skip the W2-versus-NFE curve and straightness"
     )
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="compare the network with the closed-form optimal velocity v* of its training "
+        "points: relative error per t-bin, FM loss gap, memorization",
+    )
+    p.add_argument(
+        "--oracle-points",
+        type=int,
+        default=10000,
+        help="training points of v* for a built-in set, drawn fresh (default: 10000); a data "
+        "file's training rows are used as they are",
+    )
+    p.add_argument(
+        "--oracle-bins", type=int, default=10, help="t-bins of the --oracle table (default: 10)"
+    )
+    p.add_argument(
+        "--oracle-samples",
+        type=int,
+        default=500,
+        help="samples of v* and of the network for the memorization distances (default: 500)",
+    )
+    p.add_argument(
+        "--oracle-figure",
+        type=Path,
+        help="write the --oracle error per t-bin as a figure to this new .png/.pdf/.svg file",
+    )
     add_device_flags(p)
 
 
@@ -91,12 +121,22 @@ def run(args: argparse.Namespace) -> None:
 
     if args.json is not None:
         check_output(args.json, ".json", flag="--json", in_run=(EVAL_FILE,))
+    if args.oracle_figure is not None:
+        if not args.oracle:
+            raise FlowmatchError("--oracle-figure needs --oracle")
+        check_output(args.oracle_figure, *FIGURE_SUFFIXES, flag="--oracle-figure")
+    if args.oracle:
+        check_int(args.oracle_points, "--oracle-points", minimum=1)
+        check_int(args.oracle_bins, "--oracle-bins", minimum=1)
+        check_int(args.oracle_samples, "--oracle-samples", minimum=0)
     if args.data is None:
         check_int(args.n, "--n", minimum=2)
     check_seed(args.seed)
     if not args.tolerance >= 0:
         raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
     flow, info = load_from_args(args)
+    if args.oracle:
+        _check_oracle(flow, info)
     if args.data is None:
         _check_memory(args, info, args.n, f"--n {args.n} held-out points")
     ref, other = _reference(args, info)
@@ -111,6 +151,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"{r.solver:<10}{steps:>6}{r.nfe:>6}{r.w2:>10.4f}{r.mmd:>11.2e}{r.seconds:>9.2f}")
     print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (independent real data)")
     extra = {} if args.no_curve else _eval_curve(args, flow, ref, rows)
+    if args.oracle:
+        extra["oracle"] = _eval_oracle(args, flow, info, ref)
     if args.json is not None:
         out = {
             "rows": [dataclasses.asdict(r) for r in rows],
@@ -195,3 +237,98 @@ def _eval_curve(
         "tolerance": args.tolerance,
         "straightness": stats,
     }
+
+
+def _check_oracle(flow: Flow, info: RunInfo) -> None:
+    """Refuse --oracle where v* of the linear path from N(0, I) is not what was trained."""
+    from flowmatch.flows.continuous import FlowModel
+
+    cfg = info.config
+    why = None
+    if not isinstance(flow, FlowModel) or cfg.method != "fm":
+        why = f"it was trained with --method {cfg.method}, not a continuous flow"
+    elif cfg.path != "linear" or cfg.sigma_min != 0:
+        why = f"its path is --path {cfg.path} --sigma-min {cfg.sigma_min}, not the plain linear"
+    elif cfg.source != "gaussian" or cfg.logit:
+        why = "its source is not N(0, I) in standardized units (or it has a logit map)"
+    elif flow.velocity.condition is not None and flow.velocity.condition.kind != "class":
+        why = "v* is only available for class labels, not condition vectors"
+    if why is not None:
+        raise FlowmatchError(
+            f"--oracle needs the linear path from N(0, I) (v* in closed form), but {why}"
+        )
+
+
+def _eval_oracle(
+    args: argparse.Namespace, flow: Flow, info: RunInfo, ref: torch.Tensor
+) -> dict[str, Any]:
+    """Print the network against v* of its training points and draw the figure if asked."""
+    import torch
+
+    from flowmatch.data import get_dataset
+    from flowmatch.evaluation.oracle import oracle_report
+
+    dataset = get_dataset(info.config.data)
+    g = torch.Generator().manual_seed(args.seed)
+    held_cond = None if args.data is not None else dataset.held_out_batch(args.n, g)[1]
+    train = getattr(dataset, "train_data", None)
+    if train is not None:  # a finite training set: exactly the v* that training approaches
+        train_cond, what = dataset.train_cond, "training rows"
+    else:  # a built-in distribution: v* of a fresh draw, exact only as the draw grows
+        g = torch.Generator().manual_seed(args.seed + 2)
+        train, train_cond = dataset.sample_batch(args.oracle_points, g)
+        what = "points drawn from the data set (an estimate of its v*)"
+    if info.config.coupling != "independent":
+        what += f"; note: --coupling {info.config.coupling} trains towards another field"
+    if train_cond is not None and flow.velocity.condition is None:
+        train_cond = held_cond = None
+    report = oracle_report(
+        flow,
+        train,
+        ref.to(flow.device),
+        train_cond=train_cond,
+        held_out_cond=held_cond,
+        bins=args.oracle_bins,
+        samples=args.oracle_samples,
+        seed=args.seed,
+    )
+    print(
+        f"\noptimal velocity v* of {train.shape[0]} {what}, in the network's units: "
+        f"E|v - v*|^2 / E|v*|^2 over {ref.shape[0]} held-out points"
+    )
+    print(f"{'t from':>8}{'t to':>7}{'rel. error':>12}{'E|v-v*|^2':>12}{'E|v*|^2':>11}")
+    for b in report.bins:
+        print(
+            f"{b.t_lo:>8.2f}{b.t_hi:>7.2f}{b.relative_error:>12.4f}{b.mse:>12.4g}"
+            f"{b.oracle_norm:>11.4g}"
+        )
+    loss = report.loss
+    print(
+        f"FM loss on one batch of {loss.n} training pairs: network {loss.network:.4f}, "
+        f"v* {loss.oracle:.4f} (the minimum), gap {loss.gap:.4f}; expected gap "
+        f"E|v - v*|^2 / D = {loss.expected_gap:.4f}, expected minimum {loss.floor:.4f}"
+    )
+    mem = report.memorization
+    if mem is not None:
+        print(
+            f"median distance to the nearest training point ({mem.n} samples, data units): "
+            f"v* {mem.oracle_samples:.4g}, network {mem.network_samples:.4g}, "
+            f"held-out points {mem.held_out:.4g}"
+        )
+    if args.oracle_figure is not None:
+        from flowmatch.cli.outputs import os_error_message
+        from flowmatch.viz.oracle import plot_oracle_error
+
+        try:  # a new file: refused if it appeared meanwhile
+            plot_oracle_error(
+                [b.t_lo for b in report.bins],
+                [b.t_hi for b in report.bins],
+                [b.relative_error for b in report.bins],
+                args.oracle_figure,
+                title=f"{info.run_dir.name}: network vs v* of {train.shape[0]} points",
+                overwrite=False,
+            )
+        except OSError as exc:
+            raise FlowmatchError(os_error_message(exc, writing=True)) from None
+        print(f"figure: {args.oracle_figure}")
+    return report.to_dict()

@@ -14,6 +14,7 @@ Example:
 from flowmatch.flows.affine import ElementwiseAffine
 from flowmatch.flows.base import ODE_OPTIONS, Flow
 from flowmatch.flows.discrete import DiscreteFlowModel
+from flowmatch.flows.euler import EULER_MAX_DIM, EulerStep, euler_stack
 from flowmatch.flows.monotone import solve_increasing
 from flowmatch.flows.planar import (
     PLANAR_ACTIVATIONS,
@@ -31,11 +32,13 @@ from flowmatch.flows.variational import (
 )
 
 __all__ = [
+    "EULER_MAX_DIM",
     "ODE_OPTIONS",
     "PLANAR_ACTIVATIONS",
     "DiscreteFlowModel",
     "ElementwiseAffine",
     "EnergyFitReport",
+    "EulerStep",
     "Flow",
     "FlowStack",
     "LeakyReLU",
@@ -43,6 +46,7 @@ __all__ = [
     "PlanarLayer",
     "Tanh",
     "effective_sample_size",
+    "euler_stack",
     "evaluate_energy_fit",
     "planar_stack",
     "reverse_kl_loss",

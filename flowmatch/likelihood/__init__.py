@@ -39,23 +39,31 @@ from flowmatch.likelihood.nll import (
     dequantized_log_prob,
     summarize_nll,
 )
+from flowmatch.likelihood.transport import (
+    ContinuityResidual,
+    continuity_residual,
+    log_density_at,
+)
 
 __all__ = [
     "AUTO_EXACT_MAX_DIM",
     "DIVERGENCES",
     "PROBES",
     "AugmentedSolution",
+    "ContinuityResidual",
     "Divergence",
     "ExactDivergence",
     "HutchinsonDivergence",
     "LogProbResult",
     "NLLSummary",
     "bits_per_dim",
+    "continuity_residual",
     "dequantized_log_prob",
     "draw_probes",
     "exact_divergence",
     "hutchinson_divergence",
     "integrate_divergence",
+    "log_density_at",
     "log_prob",
     "make_divergence",
     "resolve_divergence",

@@ -20,6 +20,7 @@ from flowmatch.models.guidance import (
     guided_velocity,
 )
 from flowmatch.models.mlp import ACTIVATIONS, MLPVelocity
+from flowmatch.models.oracle import OptimalVelocity
 from flowmatch.models.unet import UNetVelocity
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ConditionEmbedding",
     "MLPVelocity",
     "ModelConfig",
+    "OptimalVelocity",
     "SinusoidalTimeEmbedding",
     "UNetVelocity",
     "VectorEmbedding",

@@ -91,6 +91,13 @@ class TrainConfig:
     path: str = field(
         default="linear", metadata={"help": "probability path from noise (t=0) to data (t=1)"}
     )
+    sigma_min: float = field(
+        default=0.0,
+        metadata={
+            "help": "noise std left at t=1 by --path linear: x_t = t x1 + (1 - (1 - s) t) x0 "
+            "(Lipman et al.; e.g. 1e-4; 0: the plain linear path)"
+        },
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
     steps: int = field(default=5000, metadata={"help": "optimizer steps in total"})
     batch_size: int = field(default=256, metadata={"help": "samples per step"})
@@ -375,6 +382,15 @@ class TrainConfig:
 
         lookup(METHODS, self.method, "--method")
         lookup(PATHS, self.path, "--path")
+        if not 0 <= self.sigma_min < 1:
+            raise FlowmatchError(
+                f"--sigma-min must be in [0, 1) (0: the plain path), got {self.sigma_min}"
+            )
+        if self.sigma_min and self.path != "linear":
+            raise FlowmatchError(
+                f"--sigma-min applies to --path linear only, got --path {self.path}; "
+                "drop --sigma-min or use --path linear"
+            )
         lookup(OPTIMIZERS, self.optimizer, "--optimizer")
         lookup(LR_DECAYS, self.lr_decay, "--lr-decay")
         lookup(TIME_SAMPLERS, self.time_sampling, "--time-sampling")

@@ -56,6 +56,9 @@ def flow_matching_loss(
 ) -> Tensor:
     """L_FM = E || v(x_t, t, c) - u_t ||^2, averaged over batch and features.
 
+    The tutorial's squared norm sums over the D features; we average instead (its value / D), so
+    the loss scale and a good learning rate do not depend on the data's dimension.
+
     ``drop`` (B,) bool replaces c by the null condition where set (classifier-free guidance).
     """
     return (model.velocity(xt, t, cond, drop=drop) - ut).square().mean()
@@ -89,7 +92,7 @@ class FlowMatching:
 
     def __init__(self, cfg: TrainConfig | None = None) -> None:
         self.cfg = cfg or TrainConfig()
-        self.path = get_path(self.cfg.path)  # fails early on an unknown path
+        self.path = get_path(self.cfg.path, self.cfg.sigma_min)  # fails early on a bad path
 
     def build(self, shape: tuple[int, ...], mean: Tensor, std: Tensor) -> FlowModel:
         from flowmatch.data.sources import build_source

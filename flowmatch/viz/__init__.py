@@ -13,6 +13,7 @@ from flowmatch.viz.figures import (
     plot_trajectories,
 )
 from flowmatch.viz.grids import image_grid_bytes, plot_density, save_image_grid
+from flowmatch.viz.oracle import plot_oracle_error
 from flowmatch.viz.robot import plot_rollouts
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "image_grid_bytes",
     "plot_density",
     "plot_loss",
+    "plot_oracle_error",
     "plot_path_snapshots",
     "plot_rollouts",
     "plot_samples",
