@@ -27,10 +27,11 @@ import torch
 
 from flowmatch import TrainConfig, load, train
 from flowmatch.data import get_dataset
+from flowmatch.errors import check_device
 from flowmatch.evaluation.samples import EvalRow, SolverSetting, evaluate_flow
 from flowmatch.metrics import wasserstein2
 from flowmatch.models import MLPVelocity
-from flowmatch.training.build import build_state, data_statistics, resolve_device
+from flowmatch.training.build import build_state, data_statistics
 from flowmatch.training.loop import Trainer
 from flowmatch.training.schedules import lr_factor
 
@@ -93,7 +94,7 @@ def step_times(cfg: TrainConfig, workdir: Path, chunk: int, rounds: int) -> tupl
     mean, std = data_statistics(dataset)
     record = {"data": {"shape": [2], "mean": mean.tolist(), "std": std.tolist()}}
     workdir.mkdir(parents=True, exist_ok=True)
-    ours = Trainer(cfg, workdir, build_state(cfg, record, resolve_device("cpu")))
+    ours = Trainer(cfg, workdir, build_state(cfg, record, check_device("cpu")))
     hand = HandLoop(cfg, dataset, mean, std)
     ours.run(stop_after=chunk)  # warm up both
     hand.run(chunk)

@@ -10,14 +10,20 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "SEED_MAX",
     "FlowmatchError",
     "available_memory",
+    "check_device",
     "check_finite",
     "check_int",
     "check_memory",
     "check_points",
+    "check_seed",
     "lookup",
 ]
+
+SEED_MAX = 2**63 - 1
+"""The largest seed: torch takes up to 2**64 - 1, so seed + 1 still fits."""
 
 V = TypeVar("V")
 
@@ -153,3 +159,48 @@ def check_memory(nbytes: int, what: str, device: torch.device | str = "cpu") -> 
             f"{what} needs about {nbytes / 2**30:.3g} GiB but {torch.device(device)} has "
             f"{free / 2**30:.3g} GiB available; ask for less"
         )
+
+
+def check_seed(value: object, name: str = "--seed", *, optional: bool = False) -> int | None:
+    """Check a seed: an integer from 0 to :data:`SEED_MAX` (or None, if ``optional``: a
+    random, not reproducible draw).
+
+    Example:
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: --seed must be an integer in [0, 2**63 - 1], got -1
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise FlowmatchError(f"{name} must be an integer in [0, 2**63 - 1], got {value!r}")
+    return value
+
+
+def check_device(name: object, flag: str = "--device") -> torch.device:
+    """The torch device ``name`` stands for (cpu, cuda or cuda:N), checked to exist here.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+        >>> check_device("meta")
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: unknown --device 'meta'; use cpu, cuda or cuda:N
+    """
+    try:
+        device = torch.device(name) if isinstance(name, str | torch.device) else None
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):  # meta, mps, garbage
+        raise FlowmatchError(f"unknown {flag} {name!r}; use cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FlowmatchError(f"{flag} {name} was asked for, but there is no CUDA GPU; use cpu")
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            raise FlowmatchError(
+                f"{flag} {name} was asked for, but this machine has {count} GPU(s)"
+            )
+    return device

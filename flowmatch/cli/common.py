@@ -279,7 +279,7 @@ def load_from_args(args: argparse.Namespace) -> tuple[Flow, RunInfo]:
     The flow is on ``--device`` (cpu if the command has no such flag), checked to exist, with
     the EMA weights unless ``--raw-weights``.
     """
-    from flowmatch.cli.limits import check_device
+    from flowmatch.errors import check_device
     from flowmatch.training.runs import load_run
 
     device = check_device(getattr(args, "device", "cpu"))

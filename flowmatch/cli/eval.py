@@ -18,9 +18,9 @@ from flowmatch.cli.common import (
     fixed_grid_solvers,
     load_from_args,
 )
-from flowmatch.cli.limits import check_seed, check_solve_memory
+from flowmatch.cli.limits import check_solve_memory
 from flowmatch.cli.outputs import check_output, save_json
-from flowmatch.errors import FlowmatchError, check_int, check_points
+from flowmatch.errors import FlowmatchError, check_int, check_points, check_seed
 
 if TYPE_CHECKING:
     import torch
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> None:
         check_int(args.oracle_samples, "--oracle-samples", minimum=0)
     if args.data is None:
         check_int(args.n, "--n", minimum=2)
-    check_seed(args.seed)
+    check_seed(args.seed, optional=True)
     if not args.tolerance >= 0:
         raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
     flow, info = load_from_args(args)

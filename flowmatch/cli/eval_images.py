@@ -15,8 +15,8 @@ from flowmatch.cli.common import (
     load_from_args,
     run_condition,
 )
-from flowmatch.cli.limits import check_number, check_seed, check_solve_memory
-from flowmatch.errors import FlowmatchError, check_int
+from flowmatch.cli.limits import check_number, check_solve_memory
+from flowmatch.errors import FlowmatchError, check_int, check_seed
 
 if TYPE_CHECKING:
     from flowmatch.flows.base import Flow
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     """Print the table of :func:`evaluate_image_run`."""
     check_int(args.n, "--n", minimum=2)
     check_int(args.solver_steps, "--solver-steps")
-    check_seed(args.seed)
+    check_seed(args.seed, optional=True)
     for w in args.guidance:
         check_number(w, "--guidance")
     flow, info = load_from_args(args)

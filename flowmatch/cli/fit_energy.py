@@ -6,9 +6,9 @@ import argparse
 import math
 from pathlib import Path
 
-from flowmatch.cli.limits import check_number, check_seed
+from flowmatch.cli.limits import check_number
 from flowmatch.cli.outputs import check_run_out, os_error_message
-from flowmatch.errors import FlowmatchError, check_int, check_memory
+from flowmatch.errors import FlowmatchError, check_int, check_memory, check_seed
 
 __all__ = ["add_parser", "run"]
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
         check_int(args.anneal_steps, "--anneal-steps", minimum=0)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise FlowmatchError(f"--lr must be a finite number > 0, got {args.lr}")
-    check_seed(args.seed)
+    check_seed(args.seed, optional=True)
     if args.box is not None:
         for value in args.box:
             check_number(value, "--box")

@@ -19,68 +19,16 @@ if TYPE_CHECKING:
     from flowmatch.training.runs import RunInfo
 
 __all__ = [
-    "SEED_MAX",
-    "check_device",
     "check_finite_result",
     "check_number",
-    "check_seed",
     "check_solve_memory",
     "sample_bytes",
     "solver_bytes",
 ]
 
-SEED_MAX = 2**63 - 1
-"""The largest seed, as in training; torch takes up to 2**64 - 1, so seed + 1 still fits."""
-
 STEP_BYTES, STAGE_BYTES = 256, 512
 """Memory per step of a fixed-grid solve, and per stage of a step: its times, held as tensors
 and Python views (measured: about 700 bytes per Euler step, 1.9 kB per rk4 step)."""
-
-
-def check_seed(value: int | None, flag: str = "--seed") -> int | None:
-    """Check a seed flag: None (random) or an integer from 0 to :data:`SEED_MAX`.
-
-    Example:
-        >>> check_seed(-1)
-        Traceback (most recent call last):
-        ...
-        flowmatch.errors.FlowmatchError: --seed must be an integer in [0, 2**63 - 1], got -1
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
-        raise FlowmatchError(f"{flag} must be an integer in [0, 2**63 - 1], got {value}")
-    return value
-
-
-def check_device(name: str, flag: str = "--device") -> str:
-    """Check that ``--device`` names a device this machine has: cpu, cuda or cuda:N.
-
-    Example:
-        >>> check_device("meta")
-        Traceback (most recent call last):
-        ...
-        flowmatch.errors.FlowmatchError: unknown --device 'meta'; use cpu, cuda or cuda:N
-    """
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        raise FlowmatchError(f"unknown {flag} {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cpu":
-        return name
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FlowmatchError(f"{flag} {name} was asked for, but there is no CUDA GPU; use cpu")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise FlowmatchError(
-                f"{flag} {name} was asked for but this machine has {count} CUDA GPU(s): "
-                f"cuda:0..cuda:{count - 1}"
-            )
-        return name
-    raise FlowmatchError(f"unknown {flag} {name!r}; use cpu, cuda or cuda:N")  # meta, mps...
 
 
 def check_number(value: float, flag: str, *, positive: bool = False) -> float:

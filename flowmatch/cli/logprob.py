@@ -19,9 +19,9 @@ from flowmatch.cli.common import (
     load_from_args,
     solver_kwargs,
 )
-from flowmatch.cli.limits import check_seed, check_solve_memory
+from flowmatch.cli.limits import check_solve_memory
 from flowmatch.cli.outputs import check_output, save_npy
-from flowmatch.errors import FlowmatchError, check_int, check_points
+from flowmatch.errors import FlowmatchError, check_int, check_points, check_seed
 
 if TYPE_CHECKING:
     import torch
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
     check_int(args.probes, "--probes")
     check_int(args.batch_size, "--batch-size")
     k = check_int(args.dequant_samples, "--dequant-samples")
-    check_seed(args.seed)
+    check_seed(args.seed, optional=True)
     options = solver_kwargs(args)
     flow, info = load_from_args(args)
     method = resolve_divergence(args.divergence, info.dim)

@@ -13,9 +13,9 @@ from flowmatch.cli.common import (
     load_from_args,
     solver_kwargs,
 )
-from flowmatch.cli.limits import check_seed, check_solve_memory
+from flowmatch.cli.limits import check_solve_memory
 from flowmatch.cli.outputs import check_output_folder, os_error_message
-from flowmatch.errors import FlowmatchError, check_int
+from flowmatch.errors import FlowmatchError, check_int, check_seed
 
 __all__ = ["PLOTS_DIR", "add_parser", "run"]
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     )
 
     check_int(args.n, "--n")
-    check_seed(args.seed)
+    check_seed(args.seed, optional=True)
     options = solver_kwargs(args)
     out = args.out if args.out is not None else args.run / PLOTS_DIR
     check_output_folder(out, in_run=(PLOTS_DIR, f"{PLOTS_DIR}/*"))

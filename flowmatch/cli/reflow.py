@@ -18,9 +18,9 @@ from flowmatch.cli.common import (
     add_run_dir,
     add_solver_flags,
 )
-from flowmatch.cli.limits import check_number, check_seed, check_solve_memory
+from flowmatch.cli.limits import check_number, check_solve_memory
 from flowmatch.cli.outputs import check_output_folder, check_run_out
-from flowmatch.errors import FlowmatchError, check_int
+from flowmatch.errors import FlowmatchError, check_int, check_seed
 
 __all__ = ["METHODS", "add_parser", "run"]
 
@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> None:
             check_int(value, flag)
     if args.lr is not None:
         check_number(args.lr, "--lr", positive=True)
-    check_seed(args.pair_seed, "--pair-seed")
-    check_seed(args.seed)
+    check_seed(args.pair_seed, "--pair-seed", optional=True)
+    check_seed(args.seed, optional=True)
     distill_steps = getattr(args, "distill_steps", 1)
     check_int(distill_steps, "--distill-steps")
     if args.pairs_file is not None:

@@ -16,9 +16,9 @@ from flowmatch.cli.common import (
     load_from_args,
     run_condition,
 )
-from flowmatch.cli.limits import check_finite_result, check_number, check_seed, check_solve_memory
+from flowmatch.cli.limits import check_finite_result, check_number, check_solve_memory
 from flowmatch.cli.outputs import check_output, npy_bytes, write_outputs
-from flowmatch.errors import FlowmatchError, check_int
+from flowmatch.errors import FlowmatchError, check_int, check_seed
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
     n = args.n if args.n is not None else (1000 if args.out is not None else 64)
     check_int(n, "--n")
     check_int(args.solver_steps, "--solver-steps")
-    check_seed(args.seed)
+    check_seed(args.seed, optional=True)
     if args.guidance is not None:
         check_number(args.guidance, "--guidance")
     flow, info = load_from_args(args)

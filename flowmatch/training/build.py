@@ -18,7 +18,7 @@ from flowmatch.flows.base import Flow
 from flowmatch.models import build_model
 from flowmatch.training.batches import batch_source, chunk_steps
 from flowmatch.training.conditioning import resolve_condition
-from flowmatch.training.config import TrainConfig, check_device
+from flowmatch.training.config import TrainConfig
 from flowmatch.training.ema import EMA
 from flowmatch.training.fingerprint import run_fingerprints
 from flowmatch.training.methods import METHODS
@@ -35,24 +35,11 @@ __all__ = [
     "data_statistics",
     "logit_for",
     "prepare_run",
-    "resolve_device",
 ]
 
 STATS_SAMPLES = 100_000  # draws used to estimate the statistics of a built-in generator
 STATS_SEED = 2**31 - 1
 SMALL_MODEL_PARAMS = 2_000_000  # below this, one CPU thread beats several (measured)
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of ``--device`` (cpu, cuda or cuda:N), checked to exist."""
-    device = torch.device(check_device(name))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FlowmatchError("--device cuda was asked for but no CUDA GPU is available; use cpu")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise FlowmatchError(
-            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
-        )
-    return device
 
 
 def apply_threads(cfg: TrainConfig, model: nn.Module, device: torch.device) -> int:

@@ -8,13 +8,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowmatch.errors import FlowmatchError, check_int, lookup
+from flowmatch.errors import FlowmatchError, check_int, check_seed, lookup
 from flowmatch.models import ModelConfig
 
-__all__ = ["MAX_SEED", "TrainConfig", "check_device", "max_threads"]
+__all__ = ["TrainConfig", "check_device_name", "max_threads"]
 
-MAX_SEED = 2**63 - 1
-"""The largest ``--seed`` (torch generators take 64-bit seeds; the sign bit is kept clear)."""
 MAX_INPUT_SCALE = 1e6
 """Above this, random Fourier features of standardized data are noise at any float precision."""
 SAVED_MAX_THREADS = 4096
@@ -57,9 +55,9 @@ def check_types(config: Any) -> None:
             raise FlowmatchError(f"{flag(f.name)} must be {KINDS[kind]}, got {value!r}")
 
 
-def check_device(name: object) -> str:
+def check_device_name(name: object) -> str:
     """Check the spelling of ``--device`` (cpu, cuda or cuda:N) and return it; whether the
-    device exists here is :func:`~flowmatch.training.build.resolve_device`'s question."""
+    device exists here is :func:`~flowmatch.errors.check_device`'s question."""
     import torch
 
     try:
@@ -335,8 +333,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             check_int(getattr(self, name), flag(name))
         check_int(self.warmup_steps, "--warmup-steps", 0)
-        if not 0 <= self.seed <= MAX_SEED:
-            raise FlowmatchError(f"--seed must be in [0, 2**63 - 1], got {self.seed}")
+        check_seed(self.seed)
         if not self.lr > 0:
             raise FlowmatchError(f"--lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
@@ -365,7 +362,7 @@ class TrainConfig:
             raise FlowmatchError("--data must name a built-in data set or a file")
 
     def _validate_machine(self, here: bool) -> None:
-        check_device(self.device)
+        check_device_name(self.device)
         most = max_threads() if here else SAVED_MAX_THREADS
         if not 0 <= self.threads <= most:
             why = f"; this machine has {os.cpu_count()} CPU cores" if here else ""

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_device
 from flowmatch.storage import StorageError, os_error_reason, remove_temp_files
-from flowmatch.training.build import build_state, prepare_run, resolve_device
+from flowmatch.training.build import build_state, prepare_run
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -25,7 +25,7 @@ from flowmatch.training.checkpoint import (
     save_checkpoint,
     write_run_record,
 )
-from flowmatch.training.config import TrainConfig, check_device
+from flowmatch.training.config import TrainConfig, check_device_name
 from flowmatch.training.fingerprint import check_fingerprints
 from flowmatch.training.lock import RunLock
 from flowmatch.training.methods import METHODS
@@ -259,7 +259,7 @@ def train(
     cfg.validate()
     run_dir = Path(run_dir)
     check_new_run_dir(run_dir)
-    device = resolve_device(cfg.device)
+    device = check_device(cfg.device)
     with StopSignals(defer=False):  # SIGTERM and SIGHUP interrupt start-up as Ctrl-C does
         cfg, record = prepare_run(cfg)
         state = build_state(cfg, record, device)  # builds the model: bad options fail here
@@ -326,11 +326,11 @@ def resume(
         record = read_run_record(run_dir)
         cfg = run_config(record, run_dir)
         if device is not None:
-            cfg = dataclasses.replace(cfg, device=check_device(device))
+            cfg = dataclasses.replace(cfg, device=check_device_name(device))
         with RunLock(run_dir):
             remove_temp_files(run_dir)
             changed = check_fingerprints(record, allow_change=allow_data_change)
-            state = build_state(cfg, record, resolve_device(cfg.device))
+            state = build_state(cfg, record, check_device(cfg.device))
             checkpoint = run_dir / CHECKPOINT_FILE
             if checkpoint.exists() or checkpoint.is_symlink():
                 state.load(checkpoint)

@@ -10,13 +10,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from flowmatch.errors import FlowmatchError, check_int, check_memory, lookup
+from flowmatch.errors import (
+    FlowmatchError,
+    check_device,
+    check_int,
+    check_memory,
+    check_seed,
+    lookup,
+)
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.solvers import SOLVERS
 from flowmatch.storage import StorageError, os_error_reason
-from flowmatch.training.build import apply_threads, check_size, resolve_device
+from flowmatch.training.build import apply_threads, check_size
 from flowmatch.training.checkpoint import check_new_run_dir
-from flowmatch.training.config import MAX_SEED, TrainConfig
+from flowmatch.training.config import TrainConfig
 from flowmatch.training.loop import TrainResult, train
 from flowmatch.training.pairs import load_pairs, save_pairs
 from flowmatch.training.progress import Reporter
@@ -162,8 +169,7 @@ def reflow(
         raise FlowmatchError(f"reflow trains with method 'fm' or 'distill', got {method!r}")
     check_int(n_pairs, "the number of pairs")
     check_int(steps, "the solver's steps")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise FlowmatchError(f"the pairs' seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    check_seed(seed, "the pairs' seed")
     lookup(SOLVERS, solver, "solver")
     if pairs_file is not None and Path(pairs_file).suffix != ".npz":
         raise FlowmatchError(
@@ -181,7 +187,7 @@ def reflow(
     # the new run's config, checked before any pair is written into the teacher's folder
     cfg = _student_config(info.config, path, teacher, method, distill_steps, train_steps, init)
     cfg = _with_overrides(cfg, overrides)
-    check_size(cfg, info.record["data"], resolve_device(cfg.device))
+    check_size(cfg, info.record["data"], check_device(cfg.device))
     meta = {
         "teacher": str(teacher.resolve()),
         "teacher_step": info.step,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from flowmatch.errors import FlowmatchError
+from flowmatch.errors import FlowmatchError, check_device
 from flowmatch.flows.base import Flow
-from flowmatch.training.build import build_flow, check_size, resolve_device
+from flowmatch.training.build import build_flow, check_size
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -56,7 +56,7 @@ def load_run(run_dir: str | Path, *, device: str = "cpu", ema: bool = True) -> t
     run_dir = Path(run_dir)
     record = read_run_record(run_dir)
     cfg = run_config(record, run_dir)
-    target = resolve_device(device)
+    target = check_device(device)
     try:
         check_size(cfg, record["data"], target, training=False)
         model = build_flow(cfg, record["data"])
