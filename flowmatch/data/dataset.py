@@ -272,10 +272,13 @@ def get_dataset(spec: str | Path) -> Dataset:
     """Build the data set named by ``spec``: a registered name, else a data file's path.
 
     Files are read with :func:`~flowmatch.data.files.load_array` and split by
-    :class:`ArrayDataset` with its defaults.
+    :class:`ArrayDataset` with its defaults. A folder of PNG/JPEG images, or an ``.npz``
+    holding an array named ``images``, is read by
+    :func:`~flowmatch.data.image_files.load_image_files` (split the same way).
 
     Args:
-        spec: a key of :data:`DATASETS` or the path of a ``.npy``, ``.npz`` or ``.csv`` file.
+        spec: a key of :data:`DATASETS`, the path of a ``.npy``, ``.npz`` or ``.csv`` file,
+            or of an image folder.
 
     Returns:
         The data set.
@@ -294,4 +297,8 @@ def get_dataset(spec: str | Path) -> Dataset:
             f"unknown dataset {str(spec)!r}: not a built-in ({', '.join(DATASETS)}) "
             "and no such file"
         )
+    from flowmatch.data.image_files import is_image_npz, load_image_files
+
+    if Path(spec).is_dir() or is_image_npz(spec):  # the user's images
+        return load_image_files(spec)
     return ArrayDataset(load_array(spec), name=str(spec))

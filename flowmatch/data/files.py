@@ -23,7 +23,7 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["SUPPORTED_EXTENSIONS", "load_array"]
+__all__ = ["SUPPORTED_EXTENSIONS", "load_array", "npz_arrays"]
 
 # Errors that numpy, zipfile, zlib and the csv module raise on damaged or foreign files.
 _READ_ERRORS = (ValueError, OSError, EOFError, SyntaxError, zipfile.BadZipFile, zlib.error)
@@ -124,6 +124,48 @@ def _load_npz(path: Path, label: str) -> np.ndarray:
                 f"{member_label}: could not be read from the archive ({_one_line(e)}); "
                 "re-save it with numpy.savez"
             ) from None
+
+
+def npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive by name, read without pickle.
+
+    Args:
+        path: the archive.
+
+    Returns:
+        Name -> array, in the archive's order.
+
+    Raises:
+        FlowmatchError: one line naming the file (or member) if it is missing, damaged,
+            or holds pickled objects or non-numeric values.
+    """
+    label, p = str(path), Path(path)
+    if not p.is_file():
+        raise FlowmatchError(f"{label}: no such file; check the path")
+    try:
+        archive = zipfile.ZipFile(p)
+    except _READ_ERRORS as e:
+        raise FlowmatchError(
+            f"{label}: not a valid .npz archive ({_one_line(e)}); re-save it with numpy.savez"
+        ) from None
+    arrays = {}
+    with archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            key = info.filename[: -len(".npy")]
+            member_label = f"{label}[{key!r}]"
+            try:
+                with archive.open(info) as f:
+                    arrays[key] = _read_npy_stream(f, info.file_size, member_label)
+            except FlowmatchError:
+                raise
+            except _READ_ERRORS as e:
+                raise FlowmatchError(
+                    f"{member_label}: could not be read from the archive ({_one_line(e)}); "
+                    "re-save it with numpy.savez"
+                ) from None
+    return arrays
 
 
 def _load_csv(path: Path, label: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from flowmatch.models.guidance import (
 )
 from flowmatch.models.mlp import ACTIVATIONS, MLPVelocity
 from flowmatch.models.oracle import OptimalVelocity
-from flowmatch.models.unet import UNetVelocity
+from flowmatch.models.unet import UNetVelocity, parse_channel_mult
 
 __all__ = [
     "ACTIVATIONS",
@@ -42,6 +42,7 @@ __all__ = [
     "guided_field",
     "guided_velocity",
     "make_condition_embedding",
+    "parse_channel_mult",
 ]
 
 
@@ -92,6 +93,18 @@ class ModelConfig:
         default=32, metadata={"help": "channels at full resolution (--model unet)"}
     )
     levels: int = field(default=2, metadata={"help": "downsampling levels (--model unet)"})
+    # "" keeps the original widths (doubling per level), so old runs rebuild the same network
+    channel_mult: str = field(
+        default="",
+        metadata={
+            "help": "channel multipliers per resolution, full first, levels + 1 of them, "
+            "e.g. 1,2,2 (--model unet; empty: double at each level)"
+        },
+    )
+    attention: bool = field(
+        default=False,
+        metadata={"help": "self-attention at the lowest resolution (--model unet)"},
+    )
 
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
@@ -124,6 +137,8 @@ def _unet(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         time_max_freq=cfg.time_max_freq,
         num_classes=cfg.num_classes,
         cond_dim=cfg.cond_dim,
+        channel_mult=parse_channel_mult(cfg.channel_mult, cfg.levels),
+        attention=cfg.attention,
     )
 
 

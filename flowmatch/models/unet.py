@@ -10,12 +10,33 @@ from flowmatch.models.base import VelocityModel
 from flowmatch.models.conditioning import make_condition_embedding
 from flowmatch.models.embeddings import SinusoidalTimeEmbedding
 
-__all__ = ["ResBlock", "UNetVelocity"]
+__all__ = ["ResBlock", "SelfAttention", "UNetVelocity", "parse_channel_mult"]
 
 
 def _groups(channels: int) -> int:
     """Groups of a GroupNorm: 8 where they divide the channels, else 1 (LayerNorm-like)."""
     return 8 if channels % 8 == 0 else 1
+
+
+def parse_channel_mult(text: str, levels: int) -> tuple[int, ...] | None:
+    """Read ``--channel-mult`` ("1,2,2": widths channels * m per resolution, full first).
+
+    Returns None for "" (channels double at each level, the original network). Raises
+    ValueError with one line for anything but ``levels + 1`` positive integers.
+    """
+    if not text.strip():
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() and int(p) >= 1 for p in parts):
+        raise ValueError(
+            f"--channel-mult must be comma-separated integers >= 1 such as 1,2,2, got {text!r}"
+        )
+    if len(parts) != levels + 1:
+        raise ValueError(
+            f"--channel-mult needs one multiplier per resolution, levels + 1 = {levels + 1}, "
+            f"got {len(parts)} in {text!r}"
+        )
+    return tuple(int(p) for p in parts)
 
 
 class ResBlock(nn.Module):
@@ -52,15 +73,50 @@ class ResBlock(nn.Module):
         return self.conv2(F.silu(h)) + self.skip(x)
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map, with a residual.
+
+    h = norm(x); q, k, v = 1x1 conv(h) split into heads of (up to) 32 channels;
+    out = x + proj(softmax(q k^T / sqrt(d)) v). The projection starts at zero, so the block
+    starts as the identity.
+
+    Args:
+        channels: channels of the feature map.
+
+    References:
+        Vaswani et al., "Attention Is All You Need" (2017); Ho et al., "Denoising Diffusion
+        Probabilistic Models" (2020).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.heads = channels // 32 if channels % 32 == 0 else 1
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # (B, heads, HW, C / heads) each
+        a = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C / heads)
+        return x + self.proj(a.transpose(-1, -2).reshape(b, c, h, w))
+
+
 class UNetVelocity(VelocityModel):
     """v(x, t, c) for images x (B, C, H, W) by a U-Net with one residual block per level.
 
-    Channels double at each of ``levels`` downsamplings (stride-2 convolutions) and the
+    Channels double at each of ``levels`` downsamplings (stride-2 convolutions), or follow
+    ``channel_mult`` (channels * m at each resolution, full resolution first), and the
     decoder mirrors the encoder with skip connections (nearest upsampling + convolution). Time
     enters through a sinusoidal embedding and a two-layer MLP, emb(t) (B, E) with E =
     4 * channels; a class label (or condition vector) adds its embedding e(c) (B, E), null
     included, to emb(t), and every block is modulated by the sum (FiLM). The output
-    convolution starts at zero, so the initial field is v = 0.
+    convolution starts at zero, so the initial field is v = 0. With ``attention``, a
+    self-attention block follows the middle block at the lowest resolution (for 32-64 px
+    images, whose global structure the convolutions alone see poorly).
 
     H and W must be divisible by 2**levels (28x28 with 2 levels: 28, 14, 7; 8x8 with 2: 8, 4,
     2).
@@ -73,6 +129,9 @@ class UNetVelocity(VelocityModel):
         time_max_freq: their largest angular frequency.
         num_classes: K > 0 to condition on class labels 0..K-1.
         cond_dim: d > 0 to condition on vectors of size d.
+        channel_mult: ``levels + 1`` multipliers of ``channels``, one per resolution
+            (None: 1, 2, 4, ...).
+        attention: add self-attention at the lowest resolution.
 
     References:
         Ronneberger et al., "U-Net: Convolutional Networks for Biomedical Image Segmentation"
@@ -94,6 +153,8 @@ class UNetVelocity(VelocityModel):
         time_max_freq: float = 1000.0,
         num_classes: int = 0,
         cond_dim: int = 0,
+        channel_mult: tuple[int, ...] | None = None,
+        attention: bool = False,
     ) -> None:
         super().__init__()
         if len(shape) != 3:
@@ -109,6 +170,13 @@ class UNetVelocity(VelocityModel):
                 f"unet with {levels} levels needs height and width divisible by {2**levels}, "
                 f"got {h}x{w}; use fewer levels"
             )
+        if channel_mult is None:
+            channel_mult = tuple(2**i for i in range(levels + 1))
+        if len(channel_mult) != levels + 1 or min(channel_mult) < 1:
+            raise ValueError(
+                f"unet with {levels} levels needs {levels + 1} channel multipliers >= 1, "
+                f"got {tuple(channel_mult)}"
+            )
         self.shape = tuple(shape)
         emb = 4 * channels
         self.time_embed = nn.Sequential(
@@ -118,7 +186,7 @@ class UNetVelocity(VelocityModel):
             nn.Linear(emb, emb),
         )
         self.condition = make_condition_embedding(num_classes, cond_dim, emb)
-        widths = [channels * 2**i for i in range(levels + 1)]  # per resolution
+        widths = [channels * m for m in channel_mult]  # per resolution
         self.stem = nn.Conv2d(c_img, widths[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -129,6 +197,8 @@ class UNetVelocity(VelocityModel):
             if i < levels:
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
         self.mid = ResBlock(prev, prev, emb)
+        # built only when asked, so the default network's parameters and init are unchanged
+        self.mid_attention = SelfAttention(prev) if attention else None
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(levels + 1)):
@@ -154,6 +224,8 @@ class UNetVelocity(VelocityModel):
             if i < len(self.downsample):
                 h = self.downsample[i](h)  # halve H and W
         h = self.mid(h, emb)
+        if self.mid_attention is not None:
+            h = self.mid_attention(h)  # (B, C_L, H / 2**L, W / 2**L)
         for i, block in enumerate(self.up):
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
             if i < len(self.upsample):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowmatch.errors import FlowmatchError, check_int, check_seed, lookup
-from flowmatch.models import ModelConfig
+from flowmatch.models import ModelConfig, parse_channel_mult
 
 __all__ = ["TrainConfig", "check_device_name", "max_threads"]
 
@@ -83,7 +83,10 @@ class TrainConfig:
 
     data: str = field(
         default="moons",
-        metadata={"help": "built-in dataset name or a .npy/.npz/.csv file of shape (N, D)"},
+        metadata={
+            "help": "built-in dataset name, a .npy/.npz/.csv file of shape (N, D), or images: "
+            "a folder of PNG/JPEG (one sub-folder per class) or an .npz of uint8 'images'"
+        },
     )
     method: str = field(default="fm", metadata={"help": "training method"})
     path: str = field(
@@ -428,6 +431,12 @@ class TrainConfig:
             )
         if m.input_features and m.name != "mlp":
             raise FlowmatchError("--input-features works with --model mlp only")
+        if (m.channel_mult.strip() or m.attention) and m.name != "unet":
+            raise FlowmatchError("--channel-mult and --attention work with --model unet only")
+        try:
+            parse_channel_mult(m.channel_mult, m.levels)
+        except ValueError as exc:
+            raise FlowmatchError(str(exc)) from None
         if m.time_embed_dim < 2 or m.time_embed_dim % 2:
             raise FlowmatchError(
                 f"--time-embed-dim must be an even number >= 2, got {m.time_embed_dim}"
