@@ -89,17 +89,39 @@ def _load_npy(path: Path, label: str) -> np.ndarray:
         return _read_npy_stream(f, path.stat().st_size, label)
 
 
-def _load_npz(path: Path, label: str) -> np.ndarray:
+def _open_npz(path: Path, label: str) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except _READ_ERRORS as e:
         raise FlowmatchError(
             f"{label}: not a valid .npz archive ({_one_line(e)}); re-save it with numpy.savez"
         ) from None
-    with archive:
-        members = {
-            i.filename[: -len(".npy")]: i for i in archive.infolist() if i.filename.endswith(".npy")
-        }
+
+
+def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's arrays by name, in its order."""
+    return {
+        i.filename[: -len(".npy")]: i for i in archive.infolist() if i.filename.endswith(".npy")
+    }
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> np.ndarray:
+    """One array of the archive, read without pickle; ``label`` names it in errors."""
+    try:
+        with archive.open(info) as f:
+            return _read_npy_stream(f, info.file_size, label)
+    except FlowmatchError:
+        raise
+    except _READ_ERRORS as e:
+        raise FlowmatchError(
+            f"{label}: could not be read from the archive ({_one_line(e)}); "
+            "re-save it with numpy.savez"
+        ) from None
+
+
+def _load_npz(path: Path, label: str) -> np.ndarray:
+    with _open_npz(path, label) as archive:
+        members = _npz_members(archive)
         if not members:
             raise FlowmatchError(f"{label}: the archive holds no arrays; save one with numpy.savez")
         if len(members) == 1:
@@ -112,18 +134,7 @@ def _load_npz(path: Path, label: str) -> np.ndarray:
                     f"none is named {' or '.join(repr(k) for k in _NPZ_KEYS)}; keep one array "
                     "or name the data array 'x'"
                 )
-        info = members[key]
-        member_label = f"{label}[{key!r}]"
-        try:
-            with archive.open(info) as f:
-                return _read_npy_stream(f, info.file_size, member_label)
-        except FlowmatchError:
-            raise
-        except _READ_ERRORS as e:
-            raise FlowmatchError(
-                f"{member_label}: could not be read from the archive ({_one_line(e)}); "
-                "re-save it with numpy.savez"
-            ) from None
+        return _read_member(archive, members[key], f"{label}[{key!r}]")
 
 
 def npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
@@ -142,30 +153,11 @@ def npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
     label, p = str(path), Path(path)
     if not p.is_file():
         raise FlowmatchError(f"{label}: no such file; check the path")
-    try:
-        archive = zipfile.ZipFile(p)
-    except _READ_ERRORS as e:
-        raise FlowmatchError(
-            f"{label}: not a valid .npz archive ({_one_line(e)}); re-save it with numpy.savez"
-        ) from None
-    arrays = {}
-    with archive:
-        for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            key = info.filename[: -len(".npy")]
-            member_label = f"{label}[{key!r}]"
-            try:
-                with archive.open(info) as f:
-                    arrays[key] = _read_npy_stream(f, info.file_size, member_label)
-            except FlowmatchError:
-                raise
-            except _READ_ERRORS as e:
-                raise FlowmatchError(
-                    f"{member_label}: could not be read from the archive ({_one_line(e)}); "
-                    "re-save it with numpy.savez"
-                ) from None
-    return arrays
+    with _open_npz(p, label) as archive:
+        return {
+            key: _read_member(archive, info, f"{label}[{key!r}]")
+            for key, info in _npz_members(archive).items()
+        }
 
 
 def _load_csv(path: Path, label: str) -> np.ndarray:
