@@ -292,42 +292,13 @@ class FlowModel(Flow):
         return r
 
     # -- data to noise --------------------------------------------------------------------------
-    def log_prob(
-        self,
-        x: Tensor,
-        *,
-        cond: Tensor | None = None,
-        solver: str = "dopri5",
-        steps: int = 50,
-        time_grid: Tensor | None = None,
-        atol: float = 1e-5,
-        rtol: float = 1e-5,
-        divergence: str = "auto",
-        probes: int = 4,
-        probe: str = "rademacher",
-        seed: int | None = 0,
-        generator: torch.Generator | None = None,
-        batch_size: int | None = None,
-    ) -> Tensor:
+    def log_prob(self, x: Tensor, *, cond: Tensor | None = None, **options: Any) -> Tensor:
         """log p(x) in nats, in data units, of points x (N, *shape); returns (N,).
 
-        See :meth:`log_prob_with_stats` for the options and the standard errors.
+        Takes the options of :meth:`log_prob_with_stats` (solver, tolerances, divergence,
+        probes, seed, batch size), which also gives the standard errors.
         """
-        return self.log_prob_with_stats(
-            x,
-            cond=cond,
-            solver=solver,
-            steps=steps,
-            time_grid=time_grid,
-            atol=atol,
-            rtol=rtol,
-            divergence=divergence,
-            probes=probes,
-            probe=probe,
-            seed=seed,
-            generator=generator,
-            batch_size=batch_size,
-        ).log_prob
+        return self.log_prob_with_stats(x, cond=cond, **options).log_prob
 
     @torch.no_grad()
     def log_prob_with_stats(
