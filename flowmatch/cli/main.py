@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from types import ModuleType
 
 from flowmatch.cli.common import OneLineParser, version_string
+from flowmatch.cli.launch import LAUNCHED_ENV
 from flowmatch.errors import FlowmatchError
 
 __all__ = ["COMMANDS", "build_parser", "main", "run_command"]
@@ -65,6 +67,7 @@ def run_command(argv: list[str]) -> None:
     from flowmatch.solvers import StepSizeUnderflow
 
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)  # what a launcher of several processes passes on to each
     try:
         command_module(args.command).run(args)
     except StepSizeUnderflow as exc:
@@ -94,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse after --help or --version (its errors are ours)
         return 0 if exc.code is None else int(exc.code)
     except TrainingInterrupted as exc:
-        print(f"flowmatch: {exc}", file=sys.stderr)
+        if not quiet(exc):
+            print(f"flowmatch: {exc}", file=sys.stderr)
         return 130
     except FlowmatchError as exc:
-        print(f"flowmatch: error: {exc}", file=sys.stderr)
-        return 2
+        if not quiet(exc):
+            print(f"flowmatch: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_status", 2)
     except OSError as exc:  # what a command did not catch itself: the path and the reason
         print(f"flowmatch: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
@@ -106,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         print("flowmatch: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def quiet(exc: FlowmatchError) -> bool:
+    """Whether another process of a job says what ``exc`` says (so this one stays silent):
+    rank 0 for an error every process agreed on, the launcher for a process that died."""
+    if getattr(exc, "quiet", False):
+        return True
+    return getattr(exc, "quiet_under_launcher", False) and bool(os.environ.get(LAUNCHED_ENV))
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

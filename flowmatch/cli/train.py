@@ -45,6 +45,7 @@ def _choices() -> dict[str, list[str]]:
     from flowmatch.solvers import SOLVERS
     from flowmatch.training.methods import METHODS
     from flowmatch.training.optim import OPTIMIZERS
+    from flowmatch.training.precision import PRECISIONS
     from flowmatch.training.schedules import LR_DECAYS, TIME_SAMPLERS
 
     return {
@@ -60,6 +61,7 @@ def _choices() -> dict[str, list[str]]:
         "cnf_solver": list(SOLVERS),
         "cnf_divergence": list(DIVERGENCES),
         "cnf_probe": list(PROBES),
+        "precision": list(PRECISIONS),
     }
 
 
@@ -98,6 +100,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--stop-after", type=int, metavar="N", help="stop after N steps, leaving a resumable run"
     )
     p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine, launched by torchrun; --batch-size is "
+        "the global batch, split over them (methods fm, distill and cnf; planar trains in one "
+        "process). On CUDA each process takes one GPU. Several machines: run torchrun "
+        "yourself (docs/scale-out.md)",
+    )
+    p.add_argument(
         "--allow-data-change",
         action="store_true",
         help="with --resume: go on although a data file changed since the run started",
@@ -115,6 +126,8 @@ def run(args: argparse.Namespace) -> None:
     given = {k: v for k, v in given.items() if v is not None}
     if args.stop_after is not None:
         check_int(args.stop_after, "--stop-after")
+    if args.nproc is not None:
+        return _launch(args, given)
     if args.resume is not None:
         extra = sorted(flag_name(k) for k in given if k != "device")
         extra += ["--out"] if args.out is not None else []
@@ -140,9 +153,30 @@ def run(args: argparse.Namespace) -> None:
         rest = {k: v for k, v in given.items() if k not in model_fields}
         cfg = TrainConfig(model=model, **rest)
         result = train(cfg, args.out, reporter=make_reporter(), stop_after=args.stop_after)
+    if result.rank != 0:  # rank 0 reports for the job
+        return
     state = "done" if result.complete else "stopped (resume with --resume)"
     loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
     print(
         f"{state}: step {result.step}/{result.total_steps}, loss {loss}, "
         f"{result.seconds:.1f}s; run folder: {result.run_dir}"
     )
+
+
+def _launch(args: argparse.Namespace, given: dict) -> None:
+    """Start ``--nproc`` processes of this command, once it is known that they can train."""
+    from flowmatch.cli.launch import launch
+    from flowmatch.training.checkpoint import read_run_record, run_config
+    from flowmatch.training.loop import DISTRIBUTED_METHODS
+
+    check_int(args.nproc, "--nproc")
+    if args.resume is not None:
+        method = run_config(read_run_record(args.resume), args.resume).method
+    else:
+        method = given.get("method", "fm")
+    if args.nproc > 1 and method not in DISTRIBUTED_METHODS:
+        raise FlowmatchError(
+            f"--method {method} trains in one process only; drop --nproc (several processes "
+            f"train {', '.join(DISTRIBUTED_METHODS)})"
+        )
+    launch(args.argv, args.nproc)

@@ -69,6 +69,16 @@ class Dataset(ABC):
         """
         return self.sample(n, generator), None
 
+    def to_device(self, device: torch.device) -> None:
+        """Keep the stored training rows on ``device``, so batches are indexed there.
+
+        Called once by training: the rows cross to the device once, not a batch a step. The
+        random draws (row indices, dequantization noise) still come from the caller's CPU
+        generator, so a seed draws the same batches on every device. A set drawn afresh
+        each time (the 2-D toy generators) stores nothing and stays as it is.
+        """
+        return
+
     def iid_sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` independent draws from the data distribution, shape (n, ...).
 
@@ -200,6 +210,13 @@ class ArrayDataset(Dataset):
             self.test_cond, self.train_cond = cond[perm[:n_test]], cond[perm[n_test:]]
         elif condition is not None:
             raise FlowmatchError(f"{name}: a condition spec was given without conditions")
+
+    def to_device(self, device: torch.device) -> None:
+        """Move the training rows and their conditions to ``device`` (the held-out rows stay,
+        for evaluation on the host)."""
+        self.train_data = self.train_data.to(device)
+        if self.train_cond is not None:
+            self.train_cond = self.train_cond.to(device)
 
     def _train_index(self, n: int, generator: torch.Generator) -> Tensor:
         check_int(n, "n")

@@ -84,10 +84,15 @@ class DigitsDataset(Dataset):
         if n is not None:
             check_int(n, "n")
             if replace:
-                rows = rows[torch.randint(rows.shape[0], (n,), generator=generator)]
+                idx = torch.randint(rows.shape[0], (n,), generator=generator)
+                rows = rows[idx.to(rows.device)]
             elif n < rows.shape[0]:
                 rows = rows[torch.randperm(rows.shape[0], generator=generator)[:n]]
         return self.quantization.dequantize(rows, generator) if dequantize else rows.clone()
+
+    def to_device(self, device: torch.device) -> None:
+        """Keep the training rows on ``device`` (a new dict: the cached levels stay)."""
+        self.levels = {**self.levels, "train": self.levels["train"].to(device)}
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` training rows drawn with replacement, dequantized, (n, 64)."""

@@ -90,6 +90,7 @@ class DataBatches:
         self.dataset, self.model, self.batch_size = dataset, model, batch_size
         self.generator, self.conditional = generator, conditional
         self.device = model.device
+        dataset.to_device(self.device)  # stored rows cross once; batches are indexed there
         self.drawn = 0  # batches drawn so far, i.e. the step of the next one
         # mean 0, std 1 (--no-standardize) and no logit map: the data are in the model's units
         plain = getattr(model, "logit", None) is None and bool(
@@ -169,7 +170,7 @@ OT_CHUNK_STEPS = 16
 :func:`chunk_steps`)."""
 
 
-def chunk_steps(cfg: TrainConfig, conditional: bool) -> int:
+def chunk_steps(cfg: TrainConfig, conditional: bool, batch_size: int | None = None) -> int:
     """How many steps' batches a run draws and couples at once: 1 (every step) or
     ``OT_CHUNK_STEPS``.
 
@@ -180,8 +181,9 @@ def chunk_steps(cfg: TrainConfig, conditional: bool) -> int:
     costs"). The pairs are the same coupling: every batch is still independent draws of x0 and x1,
     coupled in blocks that lie inside the batch. Only unconditional flow-matching runs on drawn
     noise whose batch is a multiple of the block qualify; the rest draw one step at a time.
+    ``batch_size`` is the rows one process draws (default ``cfg.batch_size``).
     """
-    b, k = cfg.batch_size, cfg.ot_batch
+    b, k = batch_size or cfg.batch_size, cfg.ot_batch
     blockwise = getattr(get_coupling(cfg.coupling), "blockwise", False)
     if cfg.method != "fm" or cfg.pairs or conditional or not blockwise:
         return 1
@@ -293,6 +295,7 @@ def batch_source(
     *,
     coupled: bool,
     conditional: bool,
+    batch_size: int | None = None,
 ) -> BatchSource:
     """The batch source of a run.
 
@@ -303,19 +306,22 @@ def batch_source(
         generator: the source of every draw (a multi-process run seeds one per process).
         coupled: the method trains on (x0, x1) pairs (flow matching, distillation).
         conditional: the run is conditional (the batches carry the data's conditions).
+        batch_size: rows per batch of this process (default ``cfg.batch_size``; a process of
+            a job of W draws ``cfg.batch_size / W``).
 
     Returns:
         :class:`DataBatches` for the likelihood methods, :class:`PairTableBatches` with
         ``cfg.pairs``, :class:`ChunkedBatches` where :func:`chunk_steps` allows, else
         :class:`CoupledBatches`.
     """
-    args = (dataset, model, cfg.batch_size, generator)
+    batch_size = batch_size or cfg.batch_size
+    args = (dataset, model, batch_size, generator)
     if not coupled:
         return DataBatches(*args, conditional)
     if cfg.pairs:
         return PairTableBatches(*args, pairs=cfg.pairs)
     coupling = {"coupling": cfg.coupling, "ot_batch": cfg.ot_batch}
-    steps = chunk_steps(cfg, conditional)
+    steps = chunk_steps(cfg, conditional, batch_size)
     if steps > 1:
         return ChunkedBatches(*args, steps=steps, **coupling)
     return CoupledBatches(*args, conditional, **coupling)

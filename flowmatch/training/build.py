@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ from flowmatch.models import build_model
 from flowmatch.training.batches import batch_source, chunk_steps
 from flowmatch.training.conditioning import resolve_condition
 from flowmatch.training.config import TrainConfig
+from flowmatch.training.distributed import Job, rank_seed
 from flowmatch.training.ema import EMA
 from flowmatch.training.fingerprint import run_fingerprints
 from flowmatch.training.methods import METHODS
 from flowmatch.training.optim import make_optimizer
 from flowmatch.training.pairs import pair_table
+from flowmatch.training.precision import Precision, compile_velocity
 from flowmatch.training.state import TrainState
 
 __all__ = [
@@ -42,12 +45,17 @@ STATS_SEED = 2**31 - 1
 SMALL_MODEL_PARAMS = 2_000_000  # below this, one CPU thread beats several (measured)
 
 
-def apply_threads(cfg: TrainConfig, model: nn.Module, device: torch.device) -> int:
-    """Set torch's CPU threads: cfg.threads, or 1 for small models (0 = automatic)."""
+def apply_threads(
+    cfg: TrainConfig, model: nn.Module, device: torch.device, processes: int = 1
+) -> int:
+    """Set torch's CPU threads: cfg.threads, or automatically (``--threads 0``): 1 for small
+    models, else the cores shared out among the ``processes`` of this node."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     elif device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
         torch.set_num_threads(1)
+    elif device.type == "cpu" and processes > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
     return torch.get_num_threads()
 
 
@@ -176,7 +184,11 @@ def count_parameters(cfg: TrainConfig, shape: tuple[int, ...]) -> int:
 
 
 def check_size(
-    cfg: TrainConfig, data: dict[str, Any], device: torch.device, training: bool = True
+    cfg: TrainConfig,
+    data: dict[str, Any],
+    device: torch.device,
+    training: bool = True,
+    batch_size: int | None = None,
 ) -> None:
     """Refuse, before allocating anything, a run whose model or batches cannot fit on
     ``device``: the network is built on the meta device to count its parameters, and a
@@ -188,6 +200,8 @@ def check_size(
         device: where the run would live.
         training: count what training adds (EMA, gradients, optimizer moments, a batch's
             activations); else the weights alone (loading a run).
+        batch_size: rows of a batch on this device (default ``cfg.batch_size``; one process
+            of a job of W holds ``cfg.batch_size / W``).
     """
     shape = tuple(int(s) for s in data["shape"])
     dim, m = math.prod(shape), cfg.model
@@ -204,37 +218,46 @@ def check_size(
     per_sample = 8 * dim + 4 * hidden  # x0, x1, xt, ut, v with gradients; kept activations
     if cfg.method == "cnf":  # the solver's steps (and stages) are all kept for backward
         per_sample *= 4 * cfg.cnf_steps
-    rows = cfg.batch_size * chunk_steps(cfg, bool(m.num_classes or m.cond_dim))
+    batch_size = batch_size or cfg.batch_size
+    rows = batch_size * chunk_steps(cfg, bool(m.num_classes or m.cond_dim), batch_size)
     nbytes = 4 * (5 * n_params + rows * per_sample)  # weights, EMA, grads, 2 Adam moments
     if cfg.coupling != "independent":  # the OT cost matrices, in float64
-        block = cfg.ot_batch if 0 < cfg.ot_batch < cfg.batch_size else cfg.batch_size
+        block = cfg.ot_batch if 0 < cfg.ot_batch < batch_size else batch_size
         nbytes += 8 * rows * block
     check_memory(
         nbytes,
-        f"training {n_params:,} parameters on batches of {cfg.batch_size} samples of "
+        f"training {n_params:,} parameters on batches of {batch_size} samples of "
         f"shape {shape} (--batch-size, --width, --depth)",
         device,
     )
 
 
-def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) -> TrainState:
+def build_state(
+    cfg: TrainConfig, record: dict[str, Any], device: torch.device, job: Job | None = None
+) -> TrainState:
     """The fresh (step 0) training state of a run: model, EMA, optimizer and batch source.
 
-    The model is initialized from ``cfg.seed`` (torch's global generator is left as it was)
-    and the batch source draws from a generator seeded with it too. Torch's CPU threads are
-    set by :func:`apply_threads`.
+    The model is initialized from ``cfg.seed`` (torch's global generator is left as it was),
+    the same on every process of a job, and the batch source draws this process's share of
+    the batch from a generator seeded with :func:`~flowmatch.training.distributed.rank_seed`
+    (``cfg.seed`` itself in a job of one). Torch's CPU threads are set by
+    :func:`apply_threads`.
 
     Args:
         cfg: the run's resolved configuration.
         record: the run's record; its ``data`` entry gives shape, statistics and logit map.
         device: where to train.
+        job: this process's place in a multi-process job (default: the only process).
 
     Returns:
         The state, ready to train or to :meth:`~TrainState.load` a checkpoint into.
     """
+    job = job or Job()
     method = METHODS[cfg.method](cfg)
     data = record["data"]
-    check_size(cfg, data, device)  # before the data, the model or a batch is allocated
+    batch_size = job.local_batch(cfg.batch_size)
+    check_size(cfg, data, device, batch_size=batch_size)  # before anything is allocated
+    precision = Precision(cfg.precision, device)  # refuses what the device cannot do
     dataset = get_dataset(cfg.data)
     shape = tuple(data["shape"])
     if _sample_shape(dataset) != shape:
@@ -245,16 +268,19 @@ def build_state(cfg: TrainConfig, record: dict[str, Any], device: torch.device) 
     with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
         torch.manual_seed(cfg.seed)
         model = build_flow(cfg, data).to(device)
-    apply_threads(cfg, model, device)
+    apply_threads(cfg, model, device, job.local_world_size)
     ema = EMA(model, cfg.ema_decay)
+    if cfg.compile:  # after the EMA's deep copy, which stays eager (sampling is never compiled)
+        compile_velocity(model, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(cfg, params, device)
     source = batch_source(
         cfg,
         dataset,
         model,
-        torch.Generator().manual_seed(cfg.seed),
+        torch.Generator().manual_seed(rank_seed(cfg.seed, job.rank)),
         coupled=method.coupled,
         conditional=bool(cfg.model.num_classes or cfg.model.cond_dim),
+        batch_size=batch_size,
     )
-    return TrainState(model, ema, optimizer, source)
+    return TrainState(model, ema, optimizer, source, precision=precision)

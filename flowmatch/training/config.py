@@ -140,6 +140,21 @@ class TrainConfig:
         default=0,
         metadata={"help": "CPU threads (0: one for small models, torch's default otherwise)"},
     )
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "autocast dtype of the training forward pass: bf16 works on CPUs (fast only "
+            "with native bf16 such as AMX) and recent GPUs, fp16 on CUDA only (with a gradient "
+            "scaler); sampling and likelihood stay fp32"
+        },
+    )
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile the velocity network for training (needs a C++ compiler on "
+            "the CPU, Triton on CUDA; not with --method cnf or planar)"
+        },
+    )
     checkpoint_every: int = field(
         default=1000, metadata={"help": "write a checkpoint every this many steps"}
     )
@@ -373,6 +388,13 @@ class TrainConfig:
                 f"--threads must be in [0, {most}] (0 = automatic{why}), got {self.threads}"
             )
 
+    def _validate_speed(self) -> None:
+        from flowmatch.training.precision import PRECISIONS, check_compile_method
+
+        lookup(PRECISIONS, self.precision, "--precision")
+        if self.compile:
+            check_compile_method(self.method)
+
     def _validate_registries(self) -> None:
         from flowmatch.models import ACTIVATIONS, MODELS
         from flowmatch.paths import PATHS
@@ -419,6 +441,7 @@ class TrainConfig:
         self._validate_discrete_flow()
         self._validate_cnf()
         self._validate_couplings()
+        self._validate_speed()
         m = self.model
         if m.width < 1 or m.depth < 1:
             raise FlowmatchError(f"--width and --depth must be >= 1, got {m.width} and {m.depth}")

@@ -6,14 +6,16 @@ import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from flowmatch.errors import FlowmatchError, check_device
 from flowmatch.storage import StorageError, os_error_reason, remove_temp_files
+from flowmatch.training.batches import Batch
 from flowmatch.training.build import build_state, prepare_run
 from flowmatch.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -26,9 +28,10 @@ from flowmatch.training.checkpoint import (
     write_run_record,
 )
 from flowmatch.training.config import TrainConfig, check_device_name
+from flowmatch.training.distributed import Job, PeerLost, end_job, start_job
 from flowmatch.training.fingerprint import check_fingerprints
 from flowmatch.training.lock import RunLock
-from flowmatch.training.methods import METHODS
+from flowmatch.training.methods import METHODS, Method
 from flowmatch.training.metrics_log import MetricsLog, warn
 from flowmatch.training.optim import OPTIMIZERS, optimizer_step
 from flowmatch.training.progress import NullReporter, Reporter
@@ -68,10 +71,33 @@ class TrainResult:
     cpu_seconds: float = 0.0
     """CPU time of the training steps (this process, all threads): less sensitive than
     ``seconds`` to other jobs sharing the machine."""
+    rank: int = 0
+    """This process's rank in a job of several (0 reports)."""
 
     @property
     def complete(self) -> bool:
         return self.step >= self.total_steps
+
+
+OUT_OF_TIME, SIGNALLED = 1, 2
+"""Why the loop stops early; a job stops for the most urgent reason of any process."""
+
+
+class TrainingLoss(nn.Module):
+    """The method's loss on a batch as a module, so DistributedDataParallel can wrap it.
+
+    DDP averages the gradients of the parameters used in its module's ``forward``; the loss
+    calls the velocity network (once, or many times in a solve) through the model's own
+    methods, so the module wrapped is this one, which holds the model and keeps its
+    ``state_dict`` keys as they are.
+    """
+
+    def __init__(self, method: Method, model: nn.Module) -> None:
+        super().__init__()
+        self.method, self.model = method, model
+
+    def forward(self, batch: Batch, generator: torch.Generator) -> Tensor:
+        return self.method.loss(self.model, batch, generator)
 
 
 class Trainer:
@@ -88,14 +114,23 @@ class Trainer:
     are finite, atomically, so the folder always holds the last good one. A stop signal
     (Ctrl-C, SIGTERM, SIGHUP) is acted on between steps.
 
+    In a job of several processes (see :mod:`~flowmatch.training.distributed`) every process
+    runs this loop on its share of each batch: DDP averages the gradients, the logged loss
+    is averaged, a stop is agreed on after every step, and rank 0 alone writes the metrics
+    and the checkpoint (with every rank's generator state).
+
     Args:
         cfg: the run's resolved configuration.
         run_dir: the run folder (metrics and checkpoint are written there).
         state: the model, EMA, optimizer, batch source and step to continue from.
+        job: this process's place in its job (default: the only process).
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, state: TrainState) -> None:
+    def __init__(
+        self, cfg: TrainConfig, run_dir: str | Path, state: TrainState, job: Job | None = None
+    ) -> None:
         self.cfg, self.run_dir, self.state = cfg, Path(run_dir), state
+        self.job = job or Job()
         self.method = METHODS[cfg.method](cfg)
         checkpoint = self.run_dir / CHECKPOINT_FILE
         self.saved_step: int | None = state.step if checkpoint.is_file() else None
@@ -114,15 +149,23 @@ class Trainer:
         )
 
     def save(self, loss: float | None, loss_sum: Tensor | None = None) -> None:
-        """Checkpoint the state if its weights (and the running ``loss_sum``) are finite."""
-        tensors, meta = self.state.record(loss)
-        checked = [t for t in tensors.values() if t.is_floating_point()]
-        if not all_finite(checked + ([] if loss_sum is None else [loss_sum])):
-            raise self.diverged(f"non-finite loss or weights by step {self.state.step}")
-        try:
-            save_checkpoint(self.run_dir / CHECKPOINT_FILE, tensors, meta)
-        except StorageError as exc:
-            raise StorageError(f"{exc}; {self.kept()}") from None
+        """Checkpoint the state if its weights (and the running ``loss_sum``) are finite.
+
+        Every process of a job takes part (its generator state is gathered); rank 0 writes.
+        """
+        sources = self.job.gather(self.state.source.state_dict())
+
+        def write() -> None:
+            tensors, meta = self.state.record(loss, sources)
+            checked = [t for t in tensors.values() if t.is_floating_point()]
+            if not all_finite(checked + ([] if loss_sum is None else [loss_sum])):
+                raise self.diverged(f"non-finite loss or weights by step {self.state.step}")
+            try:
+                save_checkpoint(self.run_dir / CHECKPOINT_FILE, tensors, meta)
+            except StorageError as exc:
+                raise StorageError(f"{exc}; {self.kept()}") from None
+
+        self.job.on_main(write)
         self.saved_step = self.state.step
 
     def run(
@@ -141,37 +184,53 @@ class Trainer:
             StorageError: a checkpoint could not be written (full disk...); the last good
                 one stays.
         """
-        cfg, state, method = self.cfg, self.state, self.method
+        cfg, state, job = self.cfg, self.state, self.job
         model, source = state.model, state.source
-        reporter = reporter or NullReporter()
+        reporter = (reporter or NullReporter()) if job.is_main else NullReporter()
         end = cfg.steps if stop_after is None else min(cfg.steps, state.step + stop_after)
         loss_sum, n_sum, last_loss = torch.zeros((), device=model.device), 0, None
+        stopping = 0  # why to stop, the most urgent on any process: SIGNALLED, OUT_OF_TIME
         t_start = t_log = time.perf_counter()
         cpu_start = time.process_time()
         with StopSignals(defer=True) as stop:
-            log = MetricsLog(self.run_dir / METRICS_FILE, state.step)  # rows past it go
+            # rank 0 writes the log (rows past the checkpoint's step go); the others, nothing
+            log = MetricsLog(self.run_dir / METRICS_FILE, state.step) if job.is_main else None
             try:
+                loss_fn = job.wrap(TrainingLoss(self.method, model))
                 reporter.start(cfg.steps, state.step)
                 model.train()
-                while state.step < end and stop.signum is None:
+                # one process also stops for a signal that came after a step's check (while
+                # logging); a job stops only where its processes agreed to
+                while state.step < end and not stopping and (job.distributed or not stop.signum):
                     lr = cfg.lr * lr_factor(
                         state.step, cfg.steps, cfg.warmup_steps, cfg.lr_decay, cfg.min_lr_ratio
                     )
                     for group in state.optimizer.param_groups:
                         group["lr"] = lr
                     batch = source.next()
-                    loss = method.loss(model, batch, source.generator)  # draws follow the batch's
-                    optimizer_step(loss, state.params, state.optimizer, cfg.grad_clip, state.ema)
+                    with state.precision.autocast():  # --precision: the forward pass only
+                        loss = loss_fn(batch, source.generator)  # its draws follow the batch's
+                    optimizer_step(
+                        loss,
+                        state.params,
+                        state.optimizer,
+                        cfg.grad_clip,
+                        state.ema,
+                        state.precision.scaler,
+                    )
                     state.step += 1
-                    if stop.signum is not None or (
-                        max_seconds is not None and time.perf_counter() - t_start >= max_seconds
-                    ):
+                    if stop.signum is not None:
+                        stopping = SIGNALLED
+                    elif max_seconds is not None and time.perf_counter() - t_start >= max_seconds:
+                        stopping = OUT_OF_TIME
+                    stopping = job.most(stopping)
+                    if stopping:
                         end = state.step  # stopped or out of time: log, checkpoint, stop here
                     loss_sum += loss.detach()
                     n_sum += 1
                     if state.step % cfg.log_every == 0 or state.step == end:
                         now = time.perf_counter()
-                        last_loss = (loss_sum / n_sum).item()  # the only host sync of an interval
+                        last_loss = job.mean(loss_sum / n_sum).item()  # an interval's one sync
                         if not math.isfinite(last_loss):
                             first = state.step - n_sum + 1
                             raise self.diverged(f"loss {last_loss} in steps {first}-{state.step}")
@@ -182,21 +241,32 @@ class Trainer:
                             "steps_per_s": n_sum / max(now - t_log, 1e-9),
                             "elapsed_s": now - t_start,
                         }
-                        log.write(row)
+                        if log is not None:
+                            log.write(row)
                         reporter.log(state.step, row)
                         loss_sum.zero_()
                         n_sum, t_log = 0, now
                     if state.step % cfg.checkpoint_every == 0 or state.step == end:
                         self.save(last_loss, loss_sum)
-                if stop.signum is not None and state.step < cfg.steps:
-                    if self.saved_step != state.step:  # the signal came between steps
+                signalled = stopping == SIGNALLED or (not job.distributed and bool(stop.signum))
+                if signalled and state.step < cfg.steps:
+                    if self.saved_step != state.step:  # no step ran after the signal
                         self.save(last_loss, loss_sum)
+                    command = f"flowmatch train --resume {self.run_dir}"
+                    if job.distributed:
+                        command += f" --nproc {job.world_size}"
                     raise TrainingInterrupted(
-                        f"stopped by {stop.name} after step {state.step}/{cfg.steps}, which is "
-                        f"checkpointed; continue with: flowmatch train --resume {self.run_dir}"
+                        f"stopped by {stop.name or 'a signal to another process of the job'} "
+                        f"after step {state.step}/{cfg.steps}, which is checkpointed; "
+                        f"continue with: {command}"
                     )
+            except FlowmatchError as exc:
+                if job.distributed and not job.is_main and not isinstance(exc, PeerLost):
+                    exc.quiet = True  # rank 0 says the same (the errors here are agreed on)
+                raise
             finally:
-                log.close()
+                if log is not None:
+                    log.close()
                 reporter.close()
         return TrainResult(
             self.run_dir,
@@ -205,6 +275,7 @@ class Trainer:
             last_loss,
             time.perf_counter() - t_start,
             time.process_time() - cpu_start,
+            job.rank,
         )
 
 
@@ -240,6 +311,10 @@ def train(
     writes it. A run that ends before its first checkpoint (an error, Ctrl-C during start-up)
     leaves no folder behind, so the same ``run_dir`` works again.
 
+    Started by torchrun, this process trains its share of a multi-process job (see
+    :mod:`~flowmatch.training.distributed`): rank 0 checks and creates the folder, and every
+    process builds the same model and trains.
+
     Args:
         cfg: the run's configuration.
         run_dir: the folder to create.
@@ -258,23 +333,39 @@ def train(
     """
     cfg.validate()
     run_dir = Path(run_dir)
-    check_new_run_dir(run_dir)
-    device = check_device(cfg.device)
-    with StopSignals(defer=False):  # SIGTERM and SIGHUP interrupt start-up as Ctrl-C does
-        cfg, record = prepare_run(cfg)
-        state = build_state(cfg, record, device)  # builds the model: bad options fail here
+    with StopSignals(defer=False), _joined(cfg) as job:  # SIGTERM, SIGHUP act as Ctrl-C here
+
+        def resolve() -> tuple[TrainConfig, dict]:
+            check_new_run_dir(run_dir)
+            check_device(cfg.device)
+            job.local_batch(cfg.batch_size)
+            return prepare_run(cfg)
+
+        cfg, record = job.on_main(resolve)
+        device = job.device(check_device(cfg.device))
+        state = build_state(cfg, record, device, job)  # builds the model: bad options fail here
         if cfg.init_from:
             state.warm_start(cfg.init_from)
-        created = _make_folder(run_dir)
+        if not job.is_main:
+            job.on_main(lambda: None)  # rank 0 creates the folder; its error ends us too
+            return Trainer(cfg, run_dir, state, job).run(reporter, stop_after, max_seconds)
+        created = None
         ours = False  # whether the folder holds this run's record and nothing to resume
         try:
-            with RunLock(run_dir):
+            with contextlib.ExitStack() as held:
                 try:
-                    remove_temp_files(run_dir)
-                    check_new_run_dir(run_dir)  # another process may have been quicker
-                    ours = True
-                    write_run_record(run_dir, record)
-                    return Trainer(cfg, run_dir, state).run(reporter, stop_after, max_seconds)
+
+                    def create() -> None:
+                        nonlocal created, ours
+                        created = _make_folder(run_dir)
+                        held.enter_context(RunLock(run_dir))
+                        remove_temp_files(run_dir)
+                        check_new_run_dir(run_dir)  # another process may have been quicker
+                        ours = True
+                        write_run_record(run_dir, record)
+
+                    job.on_main(create)
+                    return Trainer(cfg, run_dir, state, job).run(reporter, stop_after, max_seconds)
                 except BaseException:
                     ours = ours and not (run_dir / CHECKPOINT_FILE).exists()
                     if ours:  # nothing to resume: leave nothing, so run_dir works again
@@ -306,6 +397,10 @@ def resume(
     back to the checkpoint's step (unreadable lines dropped with a warning), the temporary
     files of a killed write are removed, and the folder is locked while the run writes it.
 
+    Started by torchrun, this process continues its share of a multi-process job: with as
+    many processes as the checkpoint was saved by, bit for bit; with another number, from
+    the saved weights and optimizer on a new random stream (a warning says so).
+
     Args:
         run_dir: the run folder.
         reporter: progress display; silent by default.
@@ -322,24 +417,55 @@ def resume(
         FlowmatchError: as :func:`train`; also for a damaged run folder.
     """
     run_dir = Path(run_dir)
-    with StopSignals(defer=False):
+    if device is not None:
+        check_device_name(device)
+    with StopSignals(defer=False), contextlib.ExitStack() as held:
         record = read_run_record(run_dir)
         cfg = run_config(record, run_dir)
         if device is not None:
-            cfg = dataclasses.replace(cfg, device=check_device_name(device))
-        with RunLock(run_dir):
+            cfg = dataclasses.replace(cfg, device=device)
+        job = held.enter_context(_joined(cfg))
+
+        def open_run() -> list[str]:
+            held.enter_context(RunLock(run_dir))
             remove_temp_files(run_dir)
-            changed = check_fingerprints(record, allow_change=allow_data_change)
-            state = build_state(cfg, record, check_device(cfg.device))
-            checkpoint = run_dir / CHECKPOINT_FILE
-            if checkpoint.exists() or checkpoint.is_symlink():
-                state.load(checkpoint)
-            elif cfg.init_from:
-                state.warm_start(cfg.init_from)
-            if changed:
-                warn(f"{run_dir}: going on although its {', '.join(changed)} file changed")
-                _rewrite_record(run_dir, record)
-            return Trainer(cfg, run_dir, state).run(reporter, stop_after, max_seconds)
+            check_device(cfg.device)
+            job.local_batch(cfg.batch_size)
+            return check_fingerprints(record, allow_change=allow_data_change)
+
+        changed = job.on_main(open_run)
+        state = build_state(cfg, record, job.device(check_device(cfg.device)), job)
+        checkpoint = run_dir / CHECKPOINT_FILE
+        if checkpoint.exists() or checkpoint.is_symlink():
+            note = state.load(checkpoint, job, cfg.seed)
+            if note and job.is_main:
+                warn(note)
+        elif cfg.init_from:
+            state.warm_start(cfg.init_from)
+        if changed and job.is_main:
+            warn(f"{run_dir}: going on although its {', '.join(changed)} file changed")
+            _rewrite_record(run_dir, record)
+        return Trainer(cfg, run_dir, state, job).run(reporter, stop_after, max_seconds)
+
+
+DISTRIBUTED_METHODS = ("fm", "distill", "cnf")
+"""The methods a job of several processes trains; planar stacks train in one process."""
+
+
+@contextlib.contextmanager
+def _joined(cfg: TrainConfig) -> Iterator[Job]:
+    """This process's job (see :func:`~flowmatch.training.distributed.start_job`), left
+    at the end; a method that trains in one process only is refused in a job of several."""
+    job = start_job(cfg.device)
+    try:
+        if job.distributed and cfg.method not in DISTRIBUTED_METHODS:
+            raise FlowmatchError(
+                f"--method {cfg.method} trains in one process only; start it without "
+                f"torchrun or --nproc (several processes train {', '.join(DISTRIBUTED_METHODS)})"
+            )
+        yield job
+    finally:
+        end_job(job)
 
 
 def _rewrite_record(run_dir: Path, record: dict) -> None:

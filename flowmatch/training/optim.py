@@ -56,10 +56,13 @@ def optimizer_step(
     optimizer: torch.optim.Optimizer,
     grad_clip: float = 0.0,
     ema: EMA | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Clear the gradients, backpropagate ``loss``, clip, step the optimizer, update the EMA.
 
-    No host sync: the loss stays on its device.
+    No host sync: the loss stays on its device. With a gradient scaler (fp16), the loss is
+    scaled before backpropagation and the gradients unscaled before clipping; the scaler
+    skips a step whose gradients overflowed and adapts its scale.
 
     Args:
         loss: the scalar loss of this step.
@@ -67,12 +70,22 @@ def optimizer_step(
         optimizer: the optimizer.
         grad_clip: clip the gradients' total norm to this (0 disables).
         ema: the weight average to update after the step, if any.
+        scaler: the gradient scaler of fp16 training, if any.
     """
     for p in params:  # optimizer.zero_grad(set_to_none=True) without its hooks
         p.grad = None
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        if grad_clip > 0:  # clip the true gradients, not the scaled ones
+            scaler.unscale_(optimizer)
     if grad_clip > 0:
         clip_grad_norm(params, grad_clip)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     if ema is not None:
         ema.update()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType, TracebackType
 
 __all__ = ["STOP_SIGNALS", "StopSignals"]
@@ -13,6 +14,9 @@ STOP_SIGNALS = tuple(
 )
 """Ctrl-C, a polite kill (batch systems, ``docker stop``) and a closed terminal."""
 
+REPEAT_GRACE_S = 1.0
+"""A second stop signal within this many seconds of the first is the same request."""
+
 
 class StopSignals:
     """Catch the stop signals for the length of a ``with`` block.
@@ -20,7 +24,9 @@ class StopSignals:
     With ``defer=True`` (the training loop) the first signal only sets :attr:`signum`, which
     the loop checks between steps, so a step is never cut in half: the loop checkpoints the
     last finished step and stops. A second signal raises :class:`KeyboardInterrupt` at once
-    (for a step that does not end). With ``defer=False`` (start-up) every stop signal raises
+    (for a step that does not end), unless it comes within ``REPEAT_GRACE_S`` of the first:
+    a Ctrl-C in a terminal reaches both torchrun and its processes, and torchrun then sends
+    it on, so one keypress arrives twice. With ``defer=False`` (start-up) every stop signal raises
     :class:`KeyboardInterrupt` at once, as Ctrl-C does, so SIGTERM and SIGHUP clean up too.
 
     The handlers found are restored on exit. Signals are only caught in the main thread
@@ -40,6 +46,7 @@ class StopSignals:
     def __init__(self, defer: bool = True) -> None:
         self.defer = defer
         self.signum: int | None = None
+        self.first = 0.0  # when the first signal came (time.monotonic)
         self.previous: dict[int, object] = {}
 
     @property
@@ -48,9 +55,12 @@ class StopSignals:
         return "" if self.signum is None else signal.Signals(self.signum).name
 
     def _catch(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self.defer and self.signum is not None and now - self.first < REPEAT_GRACE_S:
+            return  # the same request again
         if not self.defer or self.signum is not None:
             raise KeyboardInterrupt
-        self.signum = signum
+        self.signum, self.first = signum, now
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():

@@ -154,3 +154,17 @@ def test_get_dataset_bad_file_reports_loader_error(tmp_path):
     path.write_text("1,2\n3\n")
     with pytest.raises(FlowmatchError, match="line 2"):
         get_dataset(str(path))
+
+
+@pytest.mark.parametrize("name", ["digits", "digits-images"])
+def test_stored_rows_move_to_the_device_once_and_batches_come_from_there(name):
+    """After ``to_device`` a batch is indexed in the device copy (here the meta device, which
+    holds no values, so a batch found there cannot have come from the host rows); the
+    cached host arrays are left as they were, and the same seed draws the same indices."""
+    moved, kept = get_dataset(name), get_dataset(name)
+    moved.to_device(torch.device("meta"))
+    x, _ = moved.sample_batch(5, torch.Generator().manual_seed(0))
+    assert x.device.type == "meta" and x.shape == kept.sample_batch(5, torch.Generator())[0].shape
+    y, _ = get_dataset(name).sample_batch(5, torch.Generator().manual_seed(0))
+    z, _ = kept.sample_batch(5, torch.Generator().manual_seed(0))
+    assert y.device.type == "cpu" and torch.equal(y, z)

@@ -165,8 +165,8 @@ def diverge_at(step: int):
 
     real, count = loop.optimizer_step, [0]
 
-    def step_fn(loss, params, optimizer, grad_clip, ema):
-        real(loss, params, optimizer, grad_clip, ema)
+    def step_fn(loss, params, optimizer, grad_clip, ema, scaler=None):
+        real(loss, params, optimizer, grad_clip, ema, scaler)
         count[0] += 1
         if count[0] >= step:
             with torch.no_grad():
