@@ -45,6 +45,7 @@ EXPECTED = {
         "transport residual",
         "v* of one point: True",
     ],
+    "docs/scale-out.md": ["on a new random stream", "done: step 80/80", "checkpoint.safetensors"],
     "docs/run-folders.md": ["checkpoint.safetensors", "60 (2,) 32", "t=0 is noise", "refused:"],
 }
 
@@ -167,6 +168,14 @@ def shown_commands() -> list[tuple[str, list[str]]]:
                     if word in ("&&", "||", ";", "|"):
                         if command[:1] == ["flowmatch"]:
                             commands.append((page_id(page), command[1:]))
+                        elif (
+                            "flowmatch" in command
+                            and command[command.index("flowmatch") - 1] == "-m"
+                        ):
+                            # torchrun ... -m flowmatch ARGS
+                            commands.append(
+                                (page_id(page), command[command.index("flowmatch") + 1 :])
+                            )
                         command = []
                     else:
                         command.append(word)

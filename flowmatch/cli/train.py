@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from flowmatch.errors import FlowmatchError, check_int
@@ -170,6 +171,11 @@ def _launch(args: argparse.Namespace, given: dict) -> None:
     from flowmatch.training.loop import DISTRIBUTED_METHODS
 
     check_int(args.nproc, "--nproc")
+    if "TORCHELASTIC_RUN_ID" in os.environ or "WORLD_SIZE" in os.environ:
+        raise FlowmatchError(
+            "this process was started by torchrun, which already says how many processes "
+            "there are; drop --nproc"
+        )
     if args.resume is not None:
         method = run_config(read_run_record(args.resume), args.resume).method
     else:

@@ -301,3 +301,27 @@ def test_a_cnf_trains_in_two_processes_in_bf16(tmp_path):
         *RUN,
     )
     assert code == 0 and "done: step 6/6" in out, err
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL needs a GPU per process (2)")
+def test_two_gpu_processes_train_on_nccl_and_resume(tmp_path):
+    """`--device cuda --nproc 2`: one GPU per process (LOCAL_RANK), NCCL gradients."""
+    run_dir, args = tmp_path / "gpu", ["--device", "cuda", "--steps", str(STEPS), *RUN]
+    code, out, err = run(
+        "train", "--out", str(run_dir), "--nproc", "2", "--stop-after", "60", *args
+    )
+    assert code == 0, err
+    code, out, err = run("train", "--resume", str(run_dir), "--nproc", "2")
+    assert code == 0 and f"done: step {STEPS}/{STEPS}" in out, err
+    assert load_checkpoint(run_dir / "checkpoint.safetensors")[1]["world_size"] == 2
+
+
+def test_nproc_inside_a_torchrun_process_is_refused(tmp_path, monkeypatch, capsys):
+    from flowmatch.cli.main import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--out", str(tmp_path / "r"), "--nproc", "2"]) == 2
+    assert said(capsys.readouterr().err) == [
+        "flowmatch: error: this process was started by torchrun, which already says how many "
+        "processes there are; drop --nproc"
+    ]

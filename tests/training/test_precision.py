@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import json
+import os
 import time
 
 import pytest
@@ -30,7 +31,10 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 CPU = torch.device("cpu")
+DEVICE = torch.device(os.environ.get("FLOWMATCH_TEST_DEVICE", "cpu"))
+"""Where the training tests run: the CPU here and in CI, cuda in benchmarks/gpu_check.sh."""
 TINY = TrainConfig(
+    device=str(DEVICE),
     data="moons",
     steps=300,
     batch_size=128,
@@ -175,7 +179,7 @@ def test_compile_without_a_cpp_compiler_is_refused():
 
 
 def test_compile_gives_the_eager_losses(tmp_path):
-    why = compiler_missing(CPU)
+    why = compiler_missing(DEVICE)
     if why is not None:
         pytest.skip(f"torch.compile cannot run here: {why}")
     from torch._dynamo.utils import counters
@@ -198,3 +202,21 @@ def test_compile_gives_the_eager_losses(tmp_path):
     record = json.loads((tmp_path / "compiled" / "config.json").read_text())
     assert record["config"]["compile"] is True and record["config"]["precision"] == "fp32"
     print(f"compiled run of 5 steps: {seconds:.1f}s")
+
+
+@pytest.mark.skipif(
+    DEVICE.type != "cuda", reason="fp16 trains on CUDA only (FLOWMATCH_TEST_DEVICE)"
+)
+def test_fp16_with_its_gradient_scaler_trains_like_fp32_and_resumes_exactly(tmp_path):
+    train(tiny(), tmp_path / "fp32")
+    train(tiny(precision="fp16"), tmp_path / "fp16")
+    fp32, fp16 = logged_losses(tmp_path / "fp32"), logged_losses(tmp_path / "fp16")
+    assert fp16[-1] < 0.9 * fp16[0] and abs(fp16[-1] - fp32[-1]) < 0.1 * fp32[-1]
+    _, meta = load_checkpoint(tmp_path / "fp16" / "checkpoint.safetensors")
+    assert "grad_scaler" in meta
+    train(tiny(precision="fp16"), tmp_path / "cut", stop_after=110)
+    resume(tmp_path / "cut")
+    a, _ = load_checkpoint(tmp_path / "fp16" / "checkpoint.safetensors")
+    b, _ = load_checkpoint(tmp_path / "cut" / "checkpoint.safetensors")
+    for key in a:  # cuBLAS may order a sum differently from one launch to the next
+        torch.testing.assert_close(b[key], a[key], msg=key)
