@@ -1,4 +1,4 @@
-"""``flowmatch demo``: train on a built-in 2-D set, evaluate and plot, in one command."""
+"""``flowmatch demo``: train on a built-in 2-D set, evaluate, plot and report, in one command."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     """Add the ``demo`` subparser."""
     from flowmatch.data import TOY_DATASETS
 
-    p = sub.add_parser(name, help="train on a built-in 2-D set, evaluate and plot")
+    p = sub.add_parser(name, help="train on a built-in 2-D set, evaluate, plot and write a report")
     p.add_argument(
         "--data", default="moons", choices=list(TOY_DATASETS), help="built-in 2-D set (moons)"
     )
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """``flowmatch train``, ``eval`` and ``plot`` in turn, into one run folder."""
+    """``flowmatch train``, ``eval``, ``plot`` and ``report`` in turn, into one run folder."""
     from flowmatch.cli.main import run_command
 
     steps = check_int(args.steps, "--steps")
@@ -35,4 +35,6 @@ def run(args: argparse.Namespace) -> None:
     run_command(["eval", str(out), "--json", str(out / "eval.json")])
     print("\nfigures:")
     run_command(["plot", str(out)])
+    print("\nreport (one self-contained page; open it in a browser):")
+    run_command(["report", str(out)])
     print(f"\ndone: run folder {out}")

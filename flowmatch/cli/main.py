@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "eval": "flowmatch.cli.eval",
     "logprob": "flowmatch.cli.logprob",
     "plot": "flowmatch.cli.plot",
+    "report": "flowmatch.cli.report",
     "eval-images": "flowmatch.cli.eval_images",
     "fit-energy": "flowmatch.cli.fit_energy",
     "reflow": "flowmatch.cli.reflow",

@@ -2,7 +2,7 @@
 
 Every output is checked before any work (its suffix, that it does not exist, that its folder
 does, and that it is not inside a run folder, except the files a run documents as its own:
-``eval.json``, ``plots/`` and ``pairs/``), and is then created with
+``eval.json``, ``plots/``, ``pairs/`` and ``report.html``), and is then created with
 :func:`flowmatch.storage.write_new`, which never replaces a file, even one that another command
 created meanwhile. A failure is one line naming the path and what went wrong, and leaves
 nothing behind.

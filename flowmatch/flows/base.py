@@ -26,6 +26,8 @@ ODE_OPTIONS: tuple[str, ...] = (
     "probes",
     "probe",
     "trajectory_times",
+    "error_norm",
+    "divergence_nodes",
 )
 """Keyword options that only a flow integrating an ODE takes (``Flow.integrates_ode``)."""
 

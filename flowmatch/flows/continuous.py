@@ -241,6 +241,8 @@ class FlowModel(Flow):
         divergence: str = "auto",
         probes: int = 4,
         probe: str = "rademacher",
+        error_norm: str = "sample",
+        divergence_nodes: int = 0,
     ) -> LogProbResult:
         """Sample n points and their log-densities in one pass from noise (t = 0) to data.
 
@@ -263,6 +265,9 @@ class FlowModel(Flow):
             divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
             probes: Hutchinson probes per sample, k.
             probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
+            error_norm: an adaptive solver's error norm, as for :meth:`log_prob_with_stats`.
+            divergence_nodes: Gauss-Legendre nodes per step for the divergence, as for
+                :meth:`log_prob_with_stats` (0: the augmented ODE).
 
         Returns:
             A :class:`~flowmatch.likelihood.LogProbResult` with ``x`` the (n, *shape) samples
@@ -286,6 +291,8 @@ class FlowModel(Flow):
             time_grid=time_grid,
             atol=atol,
             rtol=rtol,
+            error_norm=error_norm,
+            divergence_nodes=divergence_nodes,
         )
         x = self.unstandardize(r.x.reshape(n, *self.shape))
         r.x, r.log_prob = x, r.log_prob + self.log_abs_det_to_z(x)
@@ -317,6 +324,8 @@ class FlowModel(Flow):
         divergence: str = "auto",
         probes: int = 4,
         probe: str = "rademacher",
+        error_norm: str = "sample",
+        divergence_nodes: int = 0,
     ) -> LogProbResult:
         """Log-densities of data by integrating (x, int div v dt) from t = 1 back to t = 0.
 
@@ -342,6 +351,13 @@ class FlowModel(Flow):
             divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
             probes: Hutchinson probes per point, k (>= 2 to get a standard error).
             probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
+            error_norm: how an adaptive solver measures its error: ``"sample"`` (the
+                default) holds every point's x and log-density to the tolerance on every
+                step; ``"batch"``, the RMS over the whole batch, lets single points exceed it.
+            divergence_nodes: n > 0 evaluates the divergence only at n Gauss-Legendre nodes
+                per step of a fixed-grid solver, which integrates x alone (see
+                :func:`~flowmatch.likelihood.integrate_divergence`); 0 solves the augmented
+                ODE.
 
         Returns:
             A :class:`~flowmatch.likelihood.LogProbResult`: ``log_prob`` (N,), ``stderr`` (N,)
@@ -383,6 +399,8 @@ class FlowModel(Flow):
                     time_grid=time_grid,
                     atol=atol,
                     rtol=rtol,
+                    error_norm=error_norm,
+                    divergence_nodes=divergence_nodes,
                 )
             )
         errors = [p.stderr for p in parts]

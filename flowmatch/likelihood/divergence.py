@@ -5,9 +5,10 @@ independent (row b of the output depends on row b of the input only, as for any 
 network without batch statistics) and returns the velocity together with the divergence, so
 the augmented ODE of the change of variables costs one forward pass per evaluation.
 
-Derivatives are taken with ``torch.func``; they are computed even under ``torch.no_grad()``,
-and they are differentiable with respect to the network's parameters when grad mode is on,
-which is what maximum-likelihood training backpropagates through.
+Derivatives are computed even under ``torch.no_grad()``. With grad mode on they are taken
+with ``torch.func`` and are differentiable with respect to the network's parameters, which is
+what maximum-likelihood training backpropagates through; for evaluation (grad mode off, D up to
+``LOOP_MAX_DIM``) the exact divergence is a loop of backward passes that records nothing more.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from flowmatch.errors import check_int, lookup
 __all__ = [
     "AUTO_EXACT_MAX_DIM",
     "DIVERGENCES",
+    "LOOP_MAX_DIM",
     "PROBES",
     "Divergence",
     "ExactDivergence",
     "HutchinsonDivergence",
     "draw_probes",
     "exact_divergence",
+    "exact_divergence_loop",
     "hutchinson_divergence",
     "make_divergence",
     "resolve_divergence",
@@ -72,6 +75,38 @@ def exact_divergence(f: Field, x: Tensor) -> tuple[Tensor, Tensor]:
     basis = torch.eye(d, dtype=x.dtype, device=x.device)[:, None, :].expand(d, *x.shape)
     (rows,) = vmap(pullback)(basis)  # (D, B, D): rows[i, b] = e_i^T J_b
     return v, rows.diagonal(dim1=0, dim2=2).sum(dim=-1)  # (B,)
+
+
+def exact_divergence_loop(f: Field, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The velocity and its exact divergence by D backward passes through one recorded graph.
+
+    One forward pass records the graph; the i-th backward pass pulls e_i back and keeps
+    entry i. Nothing of the derivatives is recorded, so the result cannot be differentiated
+    again (for training, see :func:`exact_divergence`); for evaluation it is the cheapest of
+    the exact methods measured up to D = 64 (see ``LOOP_MAX_DIM``).
+
+    Args:
+        f: the field, (B, D) -> (B, D), rows independent.
+        x: (B, D) points.
+
+    Returns:
+        ``(v, div)`` with v (B, D) and div (B,), detached.
+
+    Example:
+        >>> A = torch.tensor([[1.0, 2.0], [3.0, -4.0]])
+        >>> v, div = exact_divergence_loop(lambda x: x @ A.T, torch.randn(3, 2))
+        >>> div.tolist()
+        [-3.0, -3.0, -3.0]
+    """
+    d = x.shape[1]
+    with torch.enable_grad():
+        x = x.detach().requires_grad_()
+        v = f(x)
+        div = x.new_zeros(x.shape[0])  # (B,)
+        for i in range(d):
+            (row,) = torch.autograd.grad(v[:, i].sum(), x, retain_graph=i < d - 1)
+            div += row[:, i]
+    return v.detach(), div
 
 
 def hutchinson_divergence(f: Field, x: Tensor, probes: Tensor) -> tuple[Tensor, Tensor]:
@@ -155,9 +190,31 @@ class Divergence:
         raise NotImplementedError
 
 
+LOOP_MAX_DIM = 64
+"""Evaluation (no gradient recorded) takes the exact divergence by a loop of D backward passes
+up to this D, and by one batched reverse pass above it; see :class:`ExactDivergence`.
+
+Per evaluation on one CPU thread (velocity and divergence, in units of a forward pass): 2-D
+MLP 128x3, 1000 points: loop 3.2, batched ``torch.func`` reverse 4.1, ``torch.autograd``
+with batched grads 3.4, ``torch.func`` forward mode 5.7, flow_matching's loop (which records
+the derivatives' graph) 6.5; 64-D MLP 512x3, 200 points: 58, 64, 62, 66 and 76.
+"""
+
+
 @dataclass(frozen=True)
 class ExactDivergence(Divergence):
-    """The exact trace of the Jacobian; see :func:`exact_divergence`."""
+    """The exact trace of the Jacobian.
+
+    Attributes:
+        mode: ``"reverse"`` (:func:`exact_divergence`, differentiable, what training uses),
+            ``"loop"`` (:func:`exact_divergence_loop`, evaluation only), or ``"auto"``: the
+            loop when no gradient is recorded and D <= ``LOOP_MAX_DIM``, else reverse.
+    """
+
+    mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        lookup(("auto", "loop", "reverse"), self.mode, "exact divergence mode")
 
     @property
     def columns(self) -> int:
@@ -168,7 +225,10 @@ class ExactDivergence(Divergence):
         return True
 
     def __call__(self, f: Field, x: Tensor) -> tuple[Tensor, Tensor]:
-        v, div = exact_divergence(f, x)
+        loop = self.mode == "loop" or (
+            self.mode == "auto" and x.shape[1] <= LOOP_MAX_DIM and not torch.is_grad_enabled()
+        )
+        v, div = (exact_divergence_loop if loop else exact_divergence)(f, x)
         return v, div[:, None]  # (B, 1)
 
 

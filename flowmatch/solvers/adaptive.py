@@ -10,6 +10,7 @@ from torchdiffeq import odeint
 
 from flowmatch.errors import FlowmatchError
 from flowmatch.solvers.base import ODESolution, SolverSpec, VelocityField
+from flowmatch.solvers.norms import ErrorNorm, batch_rms
 
 __all__ = ["AdaptiveSolver", "CountingField", "StepSizeUnderflow"]
 
@@ -43,7 +44,8 @@ class AdaptiveSolver(SolverSpec):
     """A registry entry for an adaptive solver of ``torchdiffeq``.
 
     The step size is controlled so that the embedded error estimate e satisfies
-    RMS(e / (atol + rtol * max(|x_n|, |x_{n+1}|))) <= 1 on every accepted step. Gradients
+    ||e / (atol + rtol * max(|x_n|, |x_{n+1}|))|| <= 1 on every accepted step, with the norm
+    of :mod:`~flowmatch.solvers.norms` (the RMS over the batch unless another is given). Gradients
     flow by backpropagating through the solver's operations (not the adjoint method). The
     solver steps exactly onto the final time; intermediate trajectory times are interpolated.
 
@@ -68,6 +70,7 @@ class AdaptiveSolver(SolverSpec):
         atol: float,
         rtol: float,
         return_trajectory: bool,
+        error_norm: ErrorNorm = batch_rms,
     ) -> ODESolution:
         """Integrate from ``ts[0]`` to ``ts[-1]``, reporting the state at every time in ``ts``."""
         counted = CountingField(f)
@@ -78,7 +81,7 @@ class AdaptiveSolver(SolverSpec):
         try:
             states = odeint(
                 counted, x0, ts, rtol=rtol, atol=atol, method=self.method,
-                options={"step_t": ts[-1:]},
+                options={"step_t": ts[-1:], "norm": error_norm},
             )  # fmt: skip  # (T, B, ...)
         except AssertionError as exc:  # torchdiffeq's step-size underflow
             if "underflow" not in str(exc):

@@ -61,6 +61,7 @@ class SolverSpec:
         atol: float,
         rtol: float,
         return_trajectory: bool,
+        error_norm: Callable[[Tensor], Tensor] | None = None,
     ) -> ODESolution:
         """Integrate from ``ts[0]`` to ``ts[-1]`` (inputs already validated by ``solve``).
 
@@ -72,6 +73,8 @@ class SolverSpec:
             atol: absolute tolerance (adaptive solvers only).
             rtol: relative tolerance (adaptive solvers only).
             return_trajectory: whether to fill ``ts`` and ``trajectory`` of the solution.
+            error_norm: the norm of an adaptive solver's scaled error estimate (see
+                :mod:`~flowmatch.solvers.norms`); unused by fixed-grid solvers.
 
         Returns:
             The :class:`ODESolution`.

@@ -113,6 +113,7 @@ class FixedGridSolver(SolverSpec):
         atol: float,
         rtol: float,
         return_trajectory: bool,
+        error_norm=None,
     ) -> ODESolution:
-        """Step exactly on ``ts``; ``atol`` and ``rtol`` are unused."""
+        """Step exactly on ``ts``; ``atol``, ``rtol`` and ``error_norm`` are unused."""
         return rk_integrate(f, x0, ts, self.tableau, return_trajectory=return_trajectory)

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError, check_finite, check_int, lookup
 from flowmatch.solvers.base import ODESolution, VelocityField
+from flowmatch.solvers.norms import ERROR_NORMS, ErrorNorm
 from flowmatch.solvers.registry import SOLVERS
 
 __all__ = ["DEFAULT_TRAJECTORY_POINTS", "solve"]
@@ -30,6 +31,7 @@ def solve(
     rtol: float = 1e-5,
     return_trajectory: bool = False,
     trajectory_times: Tensor | None = None,
+    error_norm: str | ErrorNorm = "batch",
 ) -> ODESolution:
     """Integrate dx/dt = f(t, x) from x(t0) = x0 to t1.
 
@@ -56,6 +58,10 @@ def solve(
         trajectory_times: (T,) strictly monotone times from ``t0`` to ``t1`` at which an
             adaptive solver records the trajectory (implies ``return_trajectory``); defaults
             to 11 evenly spaced times.
+        error_norm: how an adaptive solver measures a step's error: a name in
+            :data:`~flowmatch.solvers.norms.ERROR_NORMS` (``"batch"``, the RMS over the whole
+            batch; ``"sample"``, the worst point's RMS, so every point meets the tolerance)
+            or a callable ``norm(scaled_error) -> 0-dim tensor``.
 
     Returns:
         The :class:`~flowmatch.solvers.base.ODESolution` with the (B, ...) state at ``t1``,
@@ -91,6 +97,14 @@ def solve(
         if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
             raise FlowmatchError(f"{name} must be a positive number (e.g. 1e-5), got {tol!r}")
 
+    norm = error_norm
+    if isinstance(error_norm, str):
+        norm = lookup(ERROR_NORMS, error_norm, "error norm")
+    if not callable(norm):
+        raise FlowmatchError(
+            f"error_norm must be one of {sorted(ERROR_NORMS)} or a callable, got {error_norm!r}"
+        )
+
     if spec.adaptive:
         if time_grid is not None:
             raise FlowmatchError(
@@ -114,7 +128,9 @@ def solve(
             ts = _check_grid("time_grid", time_grid, t0, t1)
         else:
             ts = torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
-    return spec.run(f, x0, ts, atol=float(atol), rtol=float(rtol), return_trajectory=record)
+    return spec.run(
+        f, x0, ts, atol=float(atol), rtol=float(rtol), return_trajectory=record, error_norm=norm
+    )
 
 
 def _check_time(name: str, t: float) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["EULER", "HEUN", "MIDPOINT", "RK4", "ButcherTableau"]
+__all__ = ["DP5", "EULER", "HEUN", "MIDPOINT", "RK4", "RK38", "ButcherTableau"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,34 @@ RK4 = ButcherTableau(
     c=(0.0, 0.5, 0.5, 1.0),
 )
 """The classic fourth-order Runge-Kutta method."""
+
+RK38 = ButcherTableau(
+    a=(
+        (0.0, 0.0, 0.0, 0.0),
+        (1 / 3, 0.0, 0.0, 0.0),
+        (-1 / 3, 1.0, 0.0, 0.0),
+        (1.0, -1.0, 1.0, 0.0),
+    ),
+    b=(1 / 8, 3 / 8, 3 / 8, 1 / 8),
+    c=(0.0, 1 / 3, 2 / 3, 1.0),
+)
+"""Kutta's 3/8 rule, order 4: four distinct stage times per step (the classic method has three).
+
+A field that varies quickly in t (a high-frequency time embedding) is sampled at more
+distinct times per evaluation, which measured more accurate per step on such fields.
+"""
+
+DP5 = ButcherTableau(
+    a=(
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+        (1 / 5, 0.0, 0.0, 0.0, 0.0, 0.0),
+        (3 / 40, 9 / 40, 0.0, 0.0, 0.0, 0.0),
+        (44 / 45, -56 / 15, 32 / 9, 0.0, 0.0, 0.0),
+        (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0.0, 0.0),
+        (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0.0),
+    ),
+    b=(35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+    c=(0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0),
+)
+"""The fifth-order solution of Dormand-Prince 5(4) on a fixed grid: 6 stages at 6 distinct
+times per step (the adaptive method's seventh stage only estimates the error)."""

@@ -1,4 +1,4 @@
-"""Figures and animations of data, samples, probability paths, losses and densities.
+"""Figures and animations of data, samples, probability paths, losses, densities and quality.
 
 Each function takes numpy arrays, writes one file atomically and returns its path (replacing an
 existing file, or refusing it with ``overwrite=False``); matplotlib and Pillow are only imported
@@ -13,6 +13,7 @@ from flowmatch.viz.figures import (
     plot_trajectories,
 )
 from flowmatch.viz.grids import image_grid_bytes, plot_density, save_image_grid
+from flowmatch.viz.nfe import plot_w2_nfe
 from flowmatch.viz.oracle import plot_oracle_error
 from flowmatch.viz.robot import plot_rollouts
 
@@ -26,5 +27,6 @@ __all__ = [
     "plot_rollouts",
     "plot_samples",
     "plot_trajectories",
+    "plot_w2_nfe",
     "save_image_grid",
 ]

@@ -165,7 +165,12 @@ def save_image_grid(
 
 
 def image_grid_bytes(
-    images: Any, suffix: str = ".png", nrow: int | None = None, *, scale: int | None = None
+    images: Any,
+    suffix: str = ".png",
+    nrow: int | None = None,
+    *,
+    scale: int | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> bytes:
     """The picture of :func:`save_image_grid` as the bytes of an image file, not written.
 
@@ -174,6 +179,9 @@ def image_grid_bytes(
         suffix: the file suffix whose format to use, e.g. ``".png"`` or ``".jpg"``.
         nrow: images per row; about sqrt(N) if omitted.
         scale: integer enlargement; by default the one that makes each image about 96 pixels.
+        value_range: (black, white): values are clipped to it and scaled from it, so that
+            several grids (the frames of an animation) share one grey scale; by default the
+            grid's own minimum and maximum.
 
     Returns:
         The encoded image.
@@ -198,7 +206,15 @@ def image_grid_bytes(
     if scale is None:
         scale = max(1, 96 // max(h, w))
     check_int(scale, "scale")
-    lo, hi = float(arr.min()), float(arr.max())
+    if value_range is None:
+        lo, hi = float(arr.min()), float(arr.max())
+    else:
+        lo, hi = (float(v) for v in value_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise FlowmatchError(
+                f"value_range must be finite (low, high) with low < high, got {value_range}"
+            )
+        arr = arr.clip(lo, hi)
     arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
     arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
     h, w = h * scale, w * scale

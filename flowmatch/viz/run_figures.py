@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
 
-__all__ = ["FIGURES", "trajectory_options", "write_run_figures"]
+__all__ = ["FIGURES", "trajectory_options", "write_loss_figure", "write_run_figures"]
 
 TRAJECTORY_TIMES = 41  # frames of the GIF and candidates for the snapshots
 DENSITY_GRID = 80  # points per axis of the 2-D density heatmaps
@@ -92,15 +92,30 @@ def write_run_figures(
     ]
     if info.dim == 2:
         paths += _density_figures(flow, data, out, name, overwrite)
+    loss = write_loss_figure(info, out / "loss.png", overwrite=overwrite)
+    return paths if loss is None else [*paths, loss]
+
+
+def write_loss_figure(info: RunInfo, path: Path, *, overwrite: bool = True) -> Path | None:
+    """Draw the run's training loss from its metrics.jsonl into ``path``.
+
+    Args:
+        info: the run's :class:`~flowmatch.training.runs.RunInfo`.
+        path: output file.
+        overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
+
+    Returns:
+        The path written, or None for a run that logged no loss yet.
+    """
     from flowmatch.training.checkpoint import METRICS_FILE
     from flowmatch.training.metrics_log import read_metrics
 
     rows = [r for r in read_metrics(info.run_dir / METRICS_FILE) if "loss" in r]
-    if rows:  # a torn last line was dropped with a warning
-        steps_arr = np.array([r["step"] for r in rows])
-        losses = np.array([r["loss"] for r in rows], dtype=float)
-        paths.append(plot_loss(steps_arr, losses, out / "loss.png", **keep_old))
-    return paths
+    if not rows:  # a torn last line was dropped with a warning
+        return None
+    steps = np.array([r["step"] for r in rows])
+    losses = np.array([r["loss"] for r in rows], dtype=float)
+    return plot_loss(steps, losses, path, overwrite=overwrite)
 
 
 def trajectory_options(flow: Flow, solver_options: dict[str, Any]) -> dict[str, Any]:

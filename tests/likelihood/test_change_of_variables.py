@@ -8,8 +8,11 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal
 
+from flowmatch.errors import FlowmatchError
 from flowmatch.likelihood import (
     ExactDivergence,
+    gauss_legendre,
+    integrate_divergence,
     log_prob,
     make_divergence,
     sample_log_prob,
@@ -132,3 +135,49 @@ def test_a_custom_source_density_is_used():
     laplace = lambda z: -z.abs().sum(dim=1) - 3 * math.log(2.0)  # noqa: E731
     r = log_prob(lambda t, y: torch.zeros_like(y), x, ExactDivergence(), log_p0=laplace)
     torch.testing.assert_close(r.log_prob, laplace(x))
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3])
+def test_gauss_legendre_rule_is_exact_to_degree_2n_minus_1(nodes):
+    s, w = gauss_legendre(nodes)
+    for k in range(2 * nodes):
+        assert (w * s**k).sum().item() == pytest.approx(1 / (k + 1), abs=1e-14)
+    assert (w * s ** (2 * nodes)).sum().item() != pytest.approx(1 / (2 * nodes + 1), abs=1e-8)
+
+
+@pytest.mark.parametrize(("solver", "nodes", "order"), [("rk4", 2, 4), ("rk38", 3, 4),
+                                                         ("midpoint", 2, 2)])  # fmt: skip
+def test_divergence_at_gauss_nodes_converges_to_the_closed_form(solver, nodes, order):
+    # the field's divergence varies in t, so the rule's nodes matter; x is solved through them
+    x1 = 2 * torch.randn(20, 3, dtype=F64, generator=torch.Generator().manual_seed(4))
+    exact = gaussian_fm_log_p1(x1)
+    errors = []
+    for panels in (8, 16):
+        r = log_prob(gaussian_fm_field, x1, ExactDivergence(), solver=solver, steps=panels,
+                     divergence_nodes=nodes)  # fmt: skip
+        errors.append((r.log_prob - exact).abs().max().item())
+        # (nodes + 1) sub-steps of the solver per panel, and one divergence per node
+        assert r.nfe == panels * ((nodes + 1) * SOLVERS[solver].stages + nodes)
+    observed = math.log2(errors[0] / errors[1])
+    assert errors[1] < 1e-3 and observed > order - 0.3, (errors, observed)
+
+
+def test_gauss_nodes_give_the_same_integrals_as_the_augmented_ode_both_ways():
+    x = torch.randn(10, 3, dtype=F64, generator=torch.Generator().manual_seed(5))
+    for t0, t1 in ((0.0, 1.0), (1.0, 0.0)):
+        ode = integrate_divergence(gaussian_fm_field, x, t0, t1, ExactDivergence(),
+                                   kinetic=True, **TIGHT)  # fmt: skip
+        quad = integrate_divergence(gaussian_fm_field, x, t0, t1, ExactDivergence(),
+                                    kinetic=True, solver="rk4", steps=32,
+                                    divergence_nodes=3)  # fmt: skip
+        torch.testing.assert_close(quad.x, ode.x, rtol=0, atol=1e-7)
+        torch.testing.assert_close(quad.div_integral, ode.div_integral, rtol=0, atol=1e-8)
+        torch.testing.assert_close(quad.kinetic, ode.kinetic, rtol=0, atol=1e-6)
+
+
+def test_gauss_nodes_need_a_fixed_grid_solver():
+    x1 = torch.zeros(2, 3, dtype=F64)
+    with pytest.raises(FlowmatchError, match="divergence_nodes needs a fixed-grid solver"):
+        log_prob(linear_field, x1, ExactDivergence(), solver="dopri5", divergence_nodes=2)
+    with pytest.raises(FlowmatchError, match="divergence_nodes must be an integer >= 0"):
+        log_prob(linear_field, x1, ExactDivergence(), solver="rk4", divergence_nodes=-1)

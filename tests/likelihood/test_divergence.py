@@ -8,8 +8,10 @@ import torch
 from flowmatch.errors import FlowmatchError
 from flowmatch.likelihood import (
     AUTO_EXACT_MAX_DIM,
+    ExactDivergence,
     draw_probes,
     exact_divergence,
+    exact_divergence_loop,
     hutchinson_divergence,
     make_divergence,
     resolve_divergence,
@@ -110,3 +112,22 @@ def test_bad_options_are_rejected_in_one_line(kwargs, message):
     with pytest.raises(FlowmatchError, match=message) as info:
         make_divergence(kwargs.pop("name"), torch.zeros(2, 3), **kwargs)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("d", [1, 2, 16, 70])
+def test_the_loop_divergence_is_the_trace_and_the_same_velocity(d):
+    _, f = random_field(d)
+    x = torch.randn(5, d, dtype=F64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        v, div = exact_divergence_loop(f, x)
+        for mode in ("loop", "reverse", "auto"):
+            v_m, div_m = ExactDivergence(mode)(f, x)
+            torch.testing.assert_close(div_m[:, 0], div, rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(v_m, v, rtol=0, atol=0)
+    torch.testing.assert_close(div, jacobian_trace(f, x), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(v, f(x).detach(), rtol=0, atol=0)
+
+
+def test_an_unknown_exact_mode_is_rejected_in_one_line():
+    with pytest.raises(FlowmatchError, match="unknown exact divergence mode 'sideways'"):
+        ExactDivergence("sideways")

@@ -166,6 +166,27 @@ def test_a_trained_model_scores_its_own_samples_consistently(trained):
     assert diff.mean() < 2e-4 and diff.max() < 2e-3, diff.max()
 
 
+def test_the_default_log_prob_meets_the_bar_at_every_point_against_the_closed_form():
+    # float32, no options, points from the mode to far in the tails
+    mu, sigma = torch.tensor([0.5, -1.0, 0.0]), torch.tensor([0.3, 1.3, 2.0])
+    flow = FlowModel(GaussianField(mu, sigma), MEAN, STD)
+    exact = Normal(MEAN.double() + STD.double() * mu.double(), (STD * sigma).double())
+    x = exact.sample((500,))
+    x = torch.cat([x, exact.mean + 5 * exact.stddev * torch.tensor([[1.0, -1.0, 1.0]])])
+    err = (flow.log_prob(x.float()).double() - exact.log_prob(x).sum(dim=1)).abs()
+    assert err.max() <= 0.01, err.max()
+
+
+def test_gauss_nodes_through_the_flow_model_match_the_closed_form():
+    mu, sigma = torch.tensor([0.5, -1.0, 0.0]), torch.tensor([0.7, 1.3, 2.0])
+    flow = FlowModel(GaussianField(mu, sigma), MEAN, STD).to(F64)
+    exact = Normal(MEAN.double() + STD.double() * mu.double(), (STD * sigma).double())
+    x = exact.sample((50,))
+    r = flow.log_prob_with_stats(x, solver="rk38", steps=16, divergence_nodes=2)
+    torch.testing.assert_close(r.log_prob, exact.log_prob(x).sum(dim=1), rtol=0, atol=1e-4)
+    assert r.nfe == 16 * (3 * 4 + 2)
+
+
 @pytest.mark.parametrize(
     ("x", "kwargs", "message"),
     [
@@ -180,6 +201,8 @@ def test_a_trained_model_scores_its_own_samples_consistently(trained):
         (torch.zeros(4, 2), {"batch_size": 0}, "batch_size"),
         (torch.zeros(4, 2), {"solver": "rk45"}, "unknown solver"),
         (torch.zeros(4, 2), {"atol": -1.0}, "atol must be a positive number"),
+        (torch.zeros(4, 2), {"error_norm": "max"}, "unknown error norm"),
+        (torch.zeros(4, 2), {"divergence_nodes": 2}, "needs a fixed-grid solver"),
     ],
 )
 def test_bad_input_is_rejected_in_one_line(x, kwargs, message):

@@ -54,12 +54,12 @@ class Counter:
 
 
 def test_registry_lists_every_method() -> None:
-    assert FIXED == ["euler", "midpoint", "heun", "rk4"]
+    assert FIXED == ["euler", "midpoint", "heun", "rk4", "rk38", "dp5"]
     assert set(ADAPTIVE) >= {"dopri5", "dopri8", "bosh3", "adaptive_heun"}
     for name, spec in SOLVERS.items():
         assert spec.name == name and spec.order >= 1 and spec.description
-    assert [SOLVERS[n].order for n in FIXED] == [1, 2, 2, 4]
-    assert [SOLVERS[n].stages for n in FIXED] == [1, 2, 2, 4]
+    assert [SOLVERS[n].order for n in FIXED] == [1, 2, 2, 4, 4, 5]
+    assert [SOLVERS[n].stages for n in FIXED] == [1, 2, 2, 4, 4, 6]
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)
@@ -67,9 +67,11 @@ def test_registry_lists_every_method() -> None:
 def test_fixed_solver_converges_at_its_order(problem: str, solver: str) -> None:
     f, exact = PROBLEMS[problem]
     target = exact(X0, 0.0, 1.0)
+    # fifth order: on -t x its leading error term is small, so it nears 5 from above slowly
+    slack = 0.15 if SOLVERS[solver].order <= 4 else 0.25
     errors = [(solve(f, X0, solver=solver, steps=n).x - target).abs().max() for n in (32, 64)]
     observed = math.log2(errors[0] / errors[1])
-    assert abs(observed - SOLVERS[solver].order) < 0.15, (errors, observed)
+    assert abs(observed - SOLVERS[solver].order) < slack, (errors, observed)
 
 
 # Kutta's third-order method: its last stage combines two slopes, unlike the registry's.
@@ -284,3 +286,44 @@ def test_an_adaptive_solver_that_cannot_keep_up_fails_in_one_line():
         solve(lambda t, x: x**2, torch.full((2, 1), 10.0), solver="dopri5")
     assert "\n" not in str(info.value) and "fixed-step" in str(info.value)
     assert isinstance(info.value, StepSizeUnderflow) and "--" not in str(info.value)
+
+
+def test_sample_norm_holds_the_hard_point_to_the_tolerance_the_batch_norm_dilutes() -> None:
+    # one decaying row among 63 at rest: in the batch RMS its error counts 1/64
+    rate = torch.zeros(64, 1, dtype=torch.float64)
+    rate[0] = 6.0
+    x0 = torch.ones(64, 1, dtype=torch.float64)
+    exact = math.exp(-6.0)
+    err = {}
+    for norm in ("batch", "sample"):
+        sol = solve(lambda t, x: -rate * x, x0, solver="dopri5", atol=1e-4, rtol=1e-4,
+                    error_norm=norm)  # fmt: skip
+        err[norm] = abs(sol.x[0, 0].item() - exact)
+        assert torch.equal(sol.x[1:], x0[1:])
+    assert err["sample"] < err["batch"] / 4
+
+
+def test_error_norms_and_a_custom_norm() -> None:
+    from flowmatch.solvers import ERROR_NORMS, grouped_sample_norm
+
+    e = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]])
+    assert ERROR_NORMS["batch"](e).item() == pytest.approx((25 / 6) ** 0.5)
+    assert ERROR_NORMS["sample"](e).item() == pytest.approx((25 / 3) ** 0.5)
+    assert grouped_sample_norm((2, 1))(e).item() == pytest.approx((25 / 2) ** 0.5)
+    # a callable norm is used as given: the max norm is stricter than the RMS, so more steps
+    rms = solve(lambda t, x: -x, X0, solver="dopri5", error_norm="batch").nfe
+    linf = solve(lambda t, x: -x, X0, solver="dopri5", error_norm=lambda e: e.abs().max()).nfe
+    assert linf >= rms
+    with pytest.raises(FlowmatchError, match="unknown error norm 'max'"):
+        solve(lambda t, x: -x, X0, solver="dopri5", error_norm="max")
+
+
+def test_rk38_samples_four_distinct_times_per_step() -> None:
+    seen: list[float] = []
+
+    def f(t: Tensor, x: Tensor) -> Tensor:
+        seen.append(t.item())
+        return torch.cos(t) * x
+
+    solve(f, X0, solver="rk38", steps=1)
+    assert seen == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from flowmatch.viz import (
     plot_path_snapshots,
     plot_samples,
     plot_trajectories,
+    plot_w2_nfe,
     save_image_grid,
 )
 
@@ -208,6 +210,31 @@ def test_image_grid_bytes_are_what_save_image_grid_writes(tmp_path: Path) -> Non
     path = save_image_grid(images, tmp_path / "grid.jpg", nrow=3, overwrite=False)
     assert image_grid_bytes(images, ".jpg", 3) == path.read_bytes()
     check_image(path, "JPEG")
+
+
+def test_image_grids_share_a_value_range(tmp_path: Path) -> None:
+    dim = np.full((1, 1, 4, 4), 0.5)
+    bright = np.concatenate([dim, np.full((1, 1, 4, 4), 2.0)])  # 2.0: clipped to white
+
+    def grey(data: bytes) -> int:  # the first image's grey level, inside the border
+        return Image.open(io.BytesIO(data)).getpixel((5, 5))
+
+    assert grey(image_grid_bytes(dim, scale=1)) == 0  # alone, its own minimum: black
+    assert grey(image_grid_bytes(dim, scale=1, value_range=(0, 1))) in (127, 128)
+    assert grey(image_grid_bytes(bright, scale=1, value_range=(0, 1))) in (127, 128)
+    with pytest.raises(FlowmatchError, match="low < high"):
+        image_grid_bytes(dim, value_range=(1, 1))
+
+
+def test_plot_w2_nfe(tmp_path: Path) -> None:
+    others = [("heun", 8, 0.3), ("rk4", 20, 0.26), ("rk4", 40, float("inf"))]
+    out = plot_w2_nfe([1, 2, 4, 8], [0.9, 0.5, float("nan"), 0.25], tmp_path / "w2.png",
+                      converged=(300, 0.24), floor=0.05, others=others)  # fmt: skip
+    assert check_image(out).width > check_image(out).height
+    with pytest.raises(FlowmatchError, match="nfe must be > 0"):
+        plot_w2_nfe([0, 1], [1.0, 0.5], tmp_path / "bad.png")
+    with pytest.raises(FlowmatchError, match="must match"):
+        plot_w2_nfe([1, 2], [1.0], tmp_path / "bad.png")
 
 
 def test_import_is_lazy_and_pyplot_free() -> None:

@@ -1,0 +1,133 @@
+"""The sample-quality part of the run report: the table of W2 and MMD per solver, the data
+floor, and the W2-versus-NFE curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowmatch.evaluation.eval_table import TOLERANCE, is_number
+from flowmatch.viz._page import Section, esc, figures, file_figure, number, table
+
+if TYPE_CHECKING:
+    from flowmatch.training.runs import RunInfo
+
+__all__ = ["EVAL_FILE", "quality_section"]
+
+EVAL_FILE = "eval.json"
+"""The table ``flowmatch demo`` (or ``flowmatch eval RUN --json RUN/eval.json``) leaves in a run."""
+
+
+def quality_section(
+    info: RunInfo,
+    evaluation: dict[str, Any] | None,
+    source: str | None,
+    folder: Path,
+    images: bool,
+) -> Section:
+    """The table of W2 and MMD per solver, the data floor, and the W2-versus-NFE curve."""
+    run = info.run_dir
+    command = f"flowmatch eval {run} --json {run / EVAL_FILE}"
+    title = "Sample quality"
+    if evaluation is None:
+        body = (
+            '<p class="note">Not computed for this report. '
+            f"<code>{esc(command)}</code> writes the table (W2 and MMD per solver, the "
+            "W2-vs-NFE curve, the straightness) into the run folder, and the next report "
+            "shows it.</p>"
+        )
+        if images:
+            body += (
+                f'<p class="note"><code>{esc(f"flowmatch eval-images {run}")}</code> scores a '
+                "class-conditional image run by class accuracy and Fréchet distance.</p>"
+            )
+        return Section("quality", title, body)
+    floor = evaluation["floor"]
+    if source == "file":
+        where = esc(f"From {run / EVAL_FILE} ({evaluation.get('n', '?')} held-out points).")
+    else:
+        where = (
+            f"Computed for this report on {esc(evaluation['n'])} held-out points; "
+            f"<code>{esc(command)}</code> writes the full table (and the straightness) into "
+            "the run folder, and a later report shows it instead."
+        )
+    rows = [
+        [
+            esc(r["solver"]),
+            number(r.get("steps")),
+            number(r["nfe"], "d"),
+            number(r["w2"], ".4f"),
+            number(r["w2"] / floor["w2"], ".2f") if floor["w2"] > 0 else "-",
+            number(r["mmd"], ".2e"),
+            number(r.get("seconds"), ".2f"),
+        ]
+        for r in evaluation["rows"]
+    ]
+    rows.append(
+        [
+            "data floor",
+            "",
+            "",
+            number(floor["w2"], ".4f"),
+            "1.00",
+            number(floor["mmd"], ".2e"),
+            "",
+        ]
+    )
+    header = ["solver", "steps", "NFE", "W2", "W2 / floor", "MMD", "seconds"]
+    body = (
+        f'<p class="note">{where} W2 and MMD of as many samples as held-out points, '
+        "against those points, with one noise seed for every solver; the data floor is the "
+        "score of an independent draw of real data (what a perfect model gets).</p>"
+        + table(header, rows)
+    )
+    body += _curve_html(evaluation, folder)
+    stats = evaluation.get("straightness")
+    if isinstance(stats, dict):
+        body += (
+            '<p class="note">Straightness of the trajectories (the network\'s units): '
+            f"S / E|x1 - x0|^2 = {number(stats.get('normalized_straightness'))}, "
+            f"normalized path energy {number(stats.get('normalized_path_energy'))} "
+            "(1 for straight paths of the optimal coupling).</p>"
+        )
+    return Section("quality", title, body)
+
+
+def _curve_html(evaluation: dict[str, Any], folder: Path) -> str:
+    """The W2-versus-NFE figure and the recommended step count, if the table has a curve."""
+    from flowmatch.viz.nfe import plot_w2_nfe
+
+    curve = evaluation.get("curve")
+    if curve is None:
+        return ""
+    solver = str(curve.get("solver", "fixed grid"))
+    conv = curve["converged"]
+    others = [
+        (str(r["solver"]), r["nfe"], r["w2"])
+        for r in evaluation["rows"]
+        if r["solver"] not in (solver, "dopri5")
+    ]
+    path = plot_w2_nfe(
+        [r["nfe"] for r in curve["rows"]],
+        [r["w2"] for r in curve["rows"]],
+        folder / "w2_nfe.png",
+        solver=solver,
+        converged=(conv["nfe"], conv["w2"]),
+        floor=evaluation["floor"]["w2"],
+        others=others,
+        title=f"W2 vs NFE ({solver}; converged: {conv.get('solver', 'dopri5')})",
+    )
+    best = evaluation.get("recommended")
+    tolerance = evaluation.get("tolerance", TOLERANCE)
+    if isinstance(best, dict) and is_number(tolerance):
+        advice = (
+            f"Recommended: {solver} with {number(best.get('steps'))} "
+            f"step{'' if best.get('steps') == 1 else 's'} "
+            f"(NFE {number(best.get('nfe'))}), W2 {number(best.get('w2'), '.4f')}, within "
+            f"{number(100 * tolerance, '.0f')}% of the converged W2."
+        )
+    else:
+        advice = "None of these step counts is within the tolerance of the converged W2."
+    return figures(
+        file_figure(path, f"W2 of {solver} against its NFE, beside the other solvers")
+    ) + (f'<p class="note">{advice}</p>')
