@@ -39,6 +39,7 @@ __all__ = [
     "MainFailed",
     "PeerLost",
     "end_job",
+    "leave_together",
     "new_stream_seed",
     "rank_seed",
     "start_job",
@@ -286,6 +287,16 @@ def start_job(device: str) -> Job:
             f"rank {rank}: cannot join the job's process group ({reason})"
         ) from None
     return Job(rank, world_size, local_rank, local_world_size, control)
+
+
+def leave_together(job: Job) -> None:
+    """Wait until every process has finished (after a run that ended well): a process that
+    tears its group down while a peer still talks to it can abort in gloo's threads."""
+    if job.distributed:
+        import torch.distributed as dist
+
+        with job.collective("finishing"):
+            dist.barrier(group=job.control)
 
 
 def end_job(job: Job) -> None:

@@ -28,7 +28,7 @@ from flowmatch.training.checkpoint import (
     write_run_record,
 )
 from flowmatch.training.config import TrainConfig, check_device_name
-from flowmatch.training.distributed import Job, PeerLost, end_job, start_job
+from flowmatch.training.distributed import Job, PeerLost, end_job, leave_together, start_job
 from flowmatch.training.fingerprint import check_fingerprints
 from flowmatch.training.lock import RunLock
 from flowmatch.training.methods import METHODS, Method
@@ -464,6 +464,7 @@ def _joined(cfg: TrainConfig) -> Iterator[Job]:
                 f"torchrun or --nproc (several processes train {', '.join(DISTRIBUTED_METHODS)})"
             )
         yield job
+        leave_together(job)  # only after a run that ended well: the others are there too
     finally:
         end_job(job)
 
