@@ -102,13 +102,13 @@ def _reference(args: argparse.Namespace, info: RunInfo) -> tuple[torch.Tensor, t
     """Held-out data, and an independent draw of real data of the same size for the floor."""
     import torch
 
-    from flowmatch.data import get_dataset, load_array
+    from flowmatch.data import load_array
 
     g = torch.Generator().manual_seed(args.seed)
     if args.data is not None:
         ref = check_points(load_array(args.data), str(args.data), dim=info.dim)
-        return ref, get_dataset(info.config.data).iid_sample(ref.shape[0], g)
-    dataset = get_dataset(info.config.data)
+        return ref, info.config.dataset().iid_sample(ref.shape[0], g)
+    dataset = info.config.dataset()
     ref = dataset.held_out(args.n, g)
     floor = dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(args.seed + 1))
     return ref, floor
@@ -265,10 +265,9 @@ def _eval_oracle(
     """Print the network against v* of its training points and draw the figure if asked."""
     import torch
 
-    from flowmatch.data import get_dataset
     from flowmatch.evaluation.oracle import oracle_report
 
-    dataset = get_dataset(info.config.data)
+    dataset = info.config.dataset()
     g = torch.Generator().manual_seed(args.seed)
     held_cond = None if args.data is not None else dataset.held_out_batch(args.n, g)[1]
     train = getattr(dataset, "train_data", None)

@@ -64,14 +64,13 @@ def run(args: argparse.Namespace) -> None:
 
 def evaluate_image_run(flow: Flow, info: RunInfo, args: argparse.Namespace) -> list[str]:
     """The ``eval-images`` table: real-data rows, then one row per guidance scale."""
-    from flowmatch.data import get_dataset
     from flowmatch.data.images import ImageDataset
     from flowmatch.evaluation.classifier import reference_classifier
     from flowmatch.evaluation.images import evaluate_class_conditional, real_data_quality
     from flowmatch.models import check_guidance
 
     spec = run_condition(info)
-    dataset = get_dataset(info.config.data)
+    dataset = info.config.dataset()
     if spec is None or spec.kind != "class" or not isinstance(dataset, ImageDataset):
         raise FlowmatchError(
             f"eval-images scores class-conditional image runs (digits-images, fashion-mnist); "

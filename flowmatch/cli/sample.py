@@ -170,10 +170,9 @@ def _class_index(label: str, names: list[str], size: int) -> int:
 def grid_bytes(x: Tensor, info: RunInfo, suffix: str, nrow: int | None) -> bytes:
     """Image samples (n, C, H, W) as the bytes of a grid picture (``suffix`` picks the format),
     clipped to the training data's range."""
-    from flowmatch.data import get_dataset
     from flowmatch.viz import image_grid_bytes
 
-    train = getattr(get_dataset(info.config.data), "train_data", None)
+    train = getattr(info.config.dataset(), "train_data", None)
     if train is not None:  # clip outliers so they do not wash out the grey levels
         x = x.clamp(float(train.min()), float(train.max()))
     return image_grid_bytes(x.cpu().numpy(), suffix, nrow=nrow)

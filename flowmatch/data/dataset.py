@@ -285,17 +285,19 @@ DATASETS["point-robot"] = _lazy("flowmatch.envs.point_robot", "demonstration_dat
 DATASETS["digits"] = _lazy("flowmatch.data.digits", "DigitsDataset")
 
 
-def get_dataset(spec: str | Path) -> Dataset:
+def get_dataset(spec: str | Path, holdout_fraction: float = 0.1) -> Dataset:
     """Build the data set named by ``spec``: a registered name, else a data file's path.
 
     Files are read with :func:`~flowmatch.data.files.load_array` and split by
-    :class:`ArrayDataset` with its defaults. A folder of PNG/JPEG images, or an ``.npz``
-    holding an array named ``images``, is read by
+    :class:`ArrayDataset` (``holdout_fraction`` of the rows held out). A folder of PNG/JPEG
+    images, or an ``.npz`` holding an array named ``images``, is read by
     :func:`~flowmatch.data.image_files.load_image_files` (split the same way).
 
     Args:
         spec: a key of :data:`DATASETS`, the path of a ``.npy``, ``.npz`` or ``.csv`` file,
             or of an image folder.
+        holdout_fraction: share of a file's rows held out for evaluation, in (0, 1); the
+            built-in sets have their own fixed splits.
 
     Returns:
         The data set.
@@ -317,5 +319,5 @@ def get_dataset(spec: str | Path) -> Dataset:
     from flowmatch.data.image_files import is_image_npz, load_image_files
 
     if Path(spec).is_dir() or is_image_npz(spec):  # the user's images
-        return load_image_files(spec)
-    return ArrayDataset(load_array(spec), name=str(spec))
+        return load_image_files(spec, holdout_fraction)
+    return ArrayDataset(load_array(spec), name=str(spec), holdout_fraction=holdout_fraction)

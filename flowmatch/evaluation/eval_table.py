@@ -44,11 +44,10 @@ def small_evaluation(flow: Flow, info: RunInfo, *, n: int = 1000, seed: int = 0)
         ``time_grid`` and, for a flow that integrates an ODE, ``curve``, ``recommended`` and
         ``tolerance``.
     """
-    from flowmatch.data import get_dataset
     from flowmatch.evaluation.samples import evaluate_flow, recommend_steps, w2_nfe_curve
     from flowmatch.metrics import mmd, wasserstein2
 
-    dataset = get_dataset(info.config.data)
+    dataset = info.config.dataset()
     ref = dataset.held_out(n, torch.Generator().manual_seed(seed))
     other = dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(seed + 1))
     ref, other = ref.reshape(ref.shape[0], -1), other.reshape(other.shape[0], -1)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from flowmatch.data import DATASETS, Dataset, get_dataset
+from flowmatch.data import DATASETS, Dataset
 from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import resolve_source_spec
 from flowmatch.errors import FlowmatchError, check_memory
@@ -105,7 +105,7 @@ def prepare_run(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     Returns:
         ``(resolved config, record)``.
     """
-    dataset = get_dataset(cfg.data)
+    dataset = cfg.dataset()
     logit = logit_for(cfg, dataset)
     mean, std = data_statistics(dataset, logit)
     if not cfg.standardize:  # the network sees the data (and a data source) in their own units
@@ -258,7 +258,7 @@ def build_state(
     batch_size = job.local_batch(cfg.batch_size)
     check_size(cfg, data, device, batch_size=batch_size)  # before anything is allocated
     precision = Precision(cfg.precision, device)  # refuses what the device cannot do
-    dataset = get_dataset(cfg.data)
+    dataset = cfg.dataset()
     shape = tuple(data["shape"])
     if _sample_shape(dataset) != shape:
         raise FlowmatchError(

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowmatch.data import Dataset, get_dataset
 from flowmatch.errors import FlowmatchError, check_int, check_seed, lookup
 from flowmatch.models import ModelConfig, parse_channel_mult
 
@@ -259,6 +260,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def dataset(self) -> Dataset:
+        """The run's data set: a built-in, or a file split with ``holdout_fraction``."""
+        return get_dataset(self.data, self.holdout_fraction)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Rebuild a config saved by :meth:`to_dict`, rejecting unknown fields and any value
@@ -368,9 +373,9 @@ class TrainConfig:
             raise FlowmatchError(
                 f"--time-uniform-share must be in [0, 1], got {self.time_uniform_share}"
             )
-        if not 0 <= self.holdout_fraction < 1:
+        if not 0 < self.holdout_fraction < 1:
             raise FlowmatchError(
-                f"--holdout-fraction must be in [0, 1), got {self.holdout_fraction}"
+                f"--holdout-fraction must be in (0, 1), got {self.holdout_fraction}"
             )
         if not (self.logit == 0 or 0 < self.logit < 0.5):
             raise FlowmatchError(f"--logit must be 0 (off) or in (0, 0.5), got {self.logit}")

@@ -149,11 +149,10 @@ def _figure_sections(flow: Flow, info: RunInfo, out: Path, n: int, seed: int) ->
 # -- likelihood --------------------------------------------------------------------------------
 def _likelihood_section(flow: Flow, info: RunInfo, n: int, seed: int, images: bool) -> Section:
     """The mean NLL of held-out points, where exact and cheap; else how to compute it."""
-    from flowmatch.data import get_dataset
     from flowmatch.likelihood import AUTO_EXACT_MAX_DIM, summarize_nll
 
     title = "Likelihood"
-    dataset = get_dataset(info.config.data)
+    dataset = info.config.dataset()
     why = None
     if images:
         why = "an image run's NLL takes Hutchinson's estimate and dequantized pixels"

@@ -42,10 +42,9 @@ def image_sections(flow: Flow, info: RunInfo, *, seed: int = 0) -> list[Section]
     Returns:
         The sections, in page order.
     """
-    from flowmatch.data import get_dataset
     from flowmatch.data.conditions import ConditionSpec
 
-    dataset = get_dataset(info.config.data)
+    dataset = info.config.dataset()
     data = dataset.held_out(IMAGE_GRID, torch.Generator().manual_seed(seed))[:IMAGE_GRID]
     train = getattr(dataset, "train_data", None)
     ref = data if train is None else train

@@ -66,13 +66,12 @@ def write_run_figures(
     Returns:
         The paths written.
     """
-    from flowmatch.data import get_dataset
     from flowmatch.errors import check_int
 
     check_int(n, "the number of samples n")
     out = Path(out)
     g = torch.Generator().manual_seed(seed)
-    data = get_dataset(info.config.data).held_out(n, g).reshape(-1, info.dim).numpy()
+    data = info.config.dataset().held_out(n, g).reshape(-1, info.dim).numpy()
     ts = torch.linspace(0.0, 1.0, TRAJECTORY_TIMES)
     solver_options = trajectory_options(flow, solver_options)
     sol = flow.trajectory(n, seed=seed, return_trajectory=True, **solver_options)

@@ -9,6 +9,7 @@ import torch
 from flowmatch.data.dataset import DATASETS, ArrayDataset, ToyDataset, get_dataset
 from flowmatch.data.toy import TOY_DATASETS
 from flowmatch.errors import FlowmatchError
+from flowmatch.training import TrainConfig
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -168,3 +169,12 @@ def test_stored_rows_move_to_the_device_once_and_batches_come_from_there(name):
     y, _ = get_dataset(name).sample_batch(5, torch.Generator().manual_seed(0))
     z, _ = kept.sample_batch(5, torch.Generator().manual_seed(0))
     assert y.device.type == "cpu" and torch.equal(y, z)
+
+
+@pytest.mark.parametrize("frac", [0.1, 0.3])
+def test_a_runs_holdout_fraction_splits_its_data_file(tmp_path, frac):
+    path = tmp_path / "points.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32))
+    ds = TrainConfig(data=str(path), holdout_fraction=frac).dataset()
+    assert ds.test_data.shape == (round(50 * frac), 2)
+    assert ds.train_data.shape == (50 - round(50 * frac), 2)

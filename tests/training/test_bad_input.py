@@ -58,6 +58,7 @@ BAD_OPTIONS = [  # (TrainConfig fields, ModelConfig fields, what the message nam
     ({"logit_normal_mean": NAN}, {}, "--logit-normal-mean"),
     ({"logit_normal_std": INF}, {}, "--logit-normal-std"),
     ({"min_lr_ratio": NAN}, {}, "--min-lr-ratio"),
+    ({"holdout_fraction": 0.0}, {}, "--holdout-fraction"),
     ({"cnf_kinetic": INF}, {}, "--cnf-kinetic"),
     ({"steps": "10"}, {}, "--steps"),
     ({"batch_size": None}, {}, "--batch-size"),
