@@ -87,19 +87,28 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def _points(
     args: argparse.Namespace, info: RunInfo, quantization: Any, g: torch.Generator
 ) -> tuple[torch.Tensor, str, Any]:
-    """The points to score, a description, and the grid to dequantize them on (or None)."""
+    """The points to score, a description, and the grid to dequantize them on (or None).
+
+    A built-in set, or the run's own data file or images, gives its held-out part; another
+    folder or ``.npz`` of images is scored whole on the 8-bit grid; another file, whole.
+    """
+    import torch
+
     from flowmatch.data import DATASETS, get_dataset, load_array
+    from flowmatch.data.image_files import is_image_npz, load_image_files
 
     if args.n is not None:
         check_int(args.n, "--n")
-    if args.data in DATASETS:
-        dataset = get_dataset(args.data)
+    own = args.data not in DATASETS and _same_file(args.data, info.config.data)
+    if args.data in DATASETS or own:
+        dataset = info.config.dataset() if own else get_dataset(args.data)
         grid = dataset.quantization
         if grid is None:
             x = dataset.held_out(args.n, g)
         else:  # the grey levels; dequantized on their own grid by the caller
             x = dataset.held_out(args.n, g, dequantize=False)
         note = f"{x.shape[0]} held-out points of {args.data}"
+        x = x.reshape(x.shape[0], -1)
         return check_points(x, args.data, dim=info.dim), note, grid
     if not Path(args.data).exists():
         raise FlowmatchError(
@@ -107,7 +116,12 @@ def _points(
             "nor a file"
         )
     if args.n is not None:
-        raise FlowmatchError("--n picks points of a built-in data set; a file is used whole")
+        raise FlowmatchError("--n picks held-out points of the run's data; a file is used whole")
+    if Path(args.data).is_dir() or is_image_npz(args.data):
+        images = load_image_files(args.data)
+        x = torch.cat([images.train_data, images.test_data]).reshape(-1, images.dim)
+        note = f"{x.shape[0]} images of {args.data}"
+        return check_points(x, str(args.data), dim=info.dim), note, images.quantization
     x = check_points(load_array(args.data), str(args.data), dim=info.dim)
     note = f"{x.shape[0]} points of {args.data}"
     if args.dequantize == "no":
@@ -127,6 +141,11 @@ def _points(
             "so drop --dequantize yes"
         )
     return x, note, quantization if on_grid else None
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two data paths name the same file or folder."""
+    return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
 
 
 def _check_memory(
@@ -157,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
     """Print the mean NLL with its standard error and bits/dim; optionally save log p."""
     import torch
 
-    from flowmatch.data import DATASETS, get_dataset
+    from flowmatch.data import DATASETS
     from flowmatch.likelihood import dequantized_log_prob, resolve_divergence, summarize_nll
 
     if args.out is not None:
@@ -172,8 +191,7 @@ def run(args: argparse.Namespace) -> None:
     if args.data in DATASETS and args.n is not None:
         check_int(args.n, "--n")
         _check_memory(args, flow, info, method, args.n, f"--n {args.n} points")
-    name = info.config.data
-    quantization = get_dataset(name).quantization if name in DATASETS else None
+    quantization = info.config.dataset().quantization  # a user's image files have one too
     g = torch.Generator().manual_seed(args.seed)
     x, note, grid = _points(args, info, quantization, g)
     _check_memory(args, flow, info, method, x.shape[0], f"{x.shape[0]} points")

@@ -40,6 +40,12 @@ def test_train_resume_and_sample_on_an_image_folder(tmp_path, monkeypatch, capsy
     assert main(argv) == 0
     assert Image.open(grid).mode == "L"
     capsys.readouterr()
+    score = ["logprob", str(run), "--solver", "euler", "--solver-steps", "2"]
+    assert main([*score, "--data", str(data)]) == 0  # the run's own images: its held-out part
+    assert "1 held-out points of" in (text := capsys.readouterr().out) and "dequantized" in text
+    np.savez(tmp_path / "more.npz", images=rng.integers(0, 256, (3, 8, 8), dtype=np.uint8))
+    assert main([*score, "--data", str(tmp_path / "more.npz")]) == 0  # other images: all
+    assert "3 images of" in (text := capsys.readouterr().out) and "bits/dim" in text
 
     Image.new("L", (9, 8)).save(data / "square" / "big.png")
     assert main(["train", "--data", str(data), "--steps", "1", "--out", str(tmp_path / "r2")]) == 2

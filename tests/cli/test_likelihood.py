@@ -76,7 +76,7 @@ def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
         (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
         (["--solver-steps", "0"], "--solver-steps must be an integer >= 1"),
         (["--divergence", "trace"], "invalid choice: 'trace'"),
-        (["--n", "5"], "--n picks points of a built-in data set"),
+        (["--n", "5"], "--n picks held-out points of the run"),
         (["--dequantize", "yes"], "needs a run trained on discrete data"),
         (["--dequant-samples", "2"], "needs grid-valued points of a discrete data set"),
         (["--out", "lp.txt"], "--out must end in .npy"),
