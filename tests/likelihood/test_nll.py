@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from flowmatch.data import Quantization
+from flowmatch.data.image_files import PIXEL_GRID
 from flowmatch.errors import FlowmatchError
 from flowmatch.likelihood import bits_per_dim, dequantized_log_prob, summarize_nll
 
@@ -50,6 +51,12 @@ def test_quantization_grid_checks():
     q = Quantization(levels=17)
     assert q.on_grid(torch.tensor([[0.0, 16.0]])) and not q.on_grid(torch.tensor([[0.5]]))
     assert not q.on_grid(torch.tensor([[17.0]])) and q.high == 17.0
+
+
+def test_float32_pixels_are_on_the_8_bit_grid_and_dequantized_ones_are_not():
+    pixels = torch.arange(256, dtype=torch.float32) / 255  # as an image file stores them
+    assert PIXEL_GRID.on_grid(pixels)
+    assert not PIXEL_GRID.on_grid(PIXEL_GRID.dequantize(pixels, torch.Generator().manual_seed(0)))
     with pytest.raises(FlowmatchError, match="levels >= 2"):
         Quantization(levels=1)
     with pytest.raises(FlowmatchError, match="bin_width > 0"):
