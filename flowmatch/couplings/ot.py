@@ -25,9 +25,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from flowmatch.couplings.base import Coupling, draw_partners, squared_distances
@@ -98,6 +96,8 @@ class ExactOT(_MinibatchOT):
         cost = squared_distances(x0, x1).cpu().numpy()  # (B0, B1)
         a = np.full(cost.shape[0], 1.0 / cost.shape[0])
         b = np.full(cost.shape[1], 1.0 / cost.shape[1])
+        import ot  # POT on first use: importing flowmatch stays quick
+
         return torch.from_numpy(ot.emd(a, b, cost, numItermax=EMD_MAX_ITER))
 
     def partners(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -147,6 +147,8 @@ def _assign(x0: Tensor, x1: Tensor, block: int) -> np.ndarray:
     a = x0.detach().reshape(n, block, -1).to("cpu", torch.float64)  # (n, k, D)
     c = x1.detach().reshape(n, block, -1).to("cpu", torch.float64)  # (n, k, D)
     score = torch.bmm(c, a.transpose(1, 2)).numpy()  # (n, k, k): rows data, columns source
+    from scipy.optimize import linear_sum_assignment
+
     # a square problem's row indices come back as 0..k-1 in order, so the columns are the answer
     return np.stack([linear_sum_assignment(s, maximize=True)[1] for s in score])
 
@@ -191,6 +193,8 @@ class SinkhornOT(_MinibatchOT):
         b = like.full((cost.shape[1],), 1.0 / cost.shape[1], dtype=like.float64)
         if device.type != "cpu":
             a, b = a.to(device), b.to(device)
+        import ot
+
         with warnings.catch_warnings():  # an unconverged plan is still a valid coupling
             warnings.simplefilter("ignore")
             plan = ot.sinkhorn(

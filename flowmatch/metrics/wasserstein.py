@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import ot
-from scipy.spatial.distance import cdist
 from torch import Tensor
 
 from flowmatch.errors import FlowmatchError, check_points
@@ -52,6 +50,9 @@ def wasserstein2(x: Tensor, y: Tensor) -> float:
         )
     a = np.full(len(xs), 1.0 / len(xs))
     b = np.full(len(ys), 1.0 / len(ys))
+    import ot  # POT and SciPy load on first use: importing flowmatch stays quick
+    from scipy.spatial.distance import cdist
+
     cost = cdist(xs, ys, metric="sqeuclidean")  # (N, M), exact differences, no cancellation
     w2_squared = ot.emd2(a, b, cost, numItermax=EMD_MAX_ITER)
     return math.sqrt(max(float(w2_squared), 0.0))

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from torch import Tensor
-from torchdiffeq import odeint
 
 from flowmatch.errors import FlowmatchError
 from flowmatch.solvers.base import ODESolution, SolverSpec, VelocityField
@@ -78,6 +77,8 @@ class AdaptiveSolver(SolverSpec):
         # step_t makes the solver land exactly on t1 instead of stepping past it and
         # interpolating back: torchdiffeq's dense output is low order, and for dopri8 its
         # error at t1 is ~50x the tolerance.
+        from torchdiffeq import odeint  # on first use: commands without an ODE start faster
+
         try:
             states = odeint(
                 counted, x0, ts, rtol=rtol, atol=atol, method=self.method,
