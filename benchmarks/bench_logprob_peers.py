@@ -370,19 +370,25 @@ def bench_field(field: str, python: Path, args) -> dict:
           f"{ref_saved['cpu']:.1f}s CPU", flush=True)  # fmt: skip
 
     # agreement: flow_matching's dopri5 in float64 at the reference tolerance
-    agree, probe, probe_v = run_peer(
-        python, exported, z1.double(), [{"method": "dopri5", "tol": REFERENCE_TOL}], "float64"
+    given = args.ours is not None
+    agree, probe, probe_v = (
+        ([], None, None)
+        if given
+        else run_peer(
+            python, exported, z1.double(), [{"method": "dopri5", "tol": REFERENCE_TOL}], "float64"
+        )
     )
-    with torch.no_grad():
-        ours_v = flow.velocity(probe.float(), torch.tensor(0.37))
-    peer_lp = agree[0]["log_p"].double() + offset
-    record["agreement"] = {
-        "nfe": agree[0]["nfe"],
-        "max_abs_diff": (peer_lp - ref).abs().max().item(),
-        "mean_abs_diff": (peer_lp - ref).abs().mean().item(),
-        "field_max_abs_diff": (probe_v.float() - ours_v).abs().max().item(),
-    }
-    print(f"  agreement: {record['agreement']}", flush=True)
+    if agree:
+        with torch.no_grad():
+            ours_v = flow.velocity(probe.float(), torch.tensor(0.37))
+        peer_lp = agree[0]["log_p"].double() + offset
+        record["agreement"] = {
+            "nfe": agree[0]["nfe"],
+            "max_abs_diff": (peer_lp - ref).abs().max().item(),
+            "mean_abs_diff": (peer_lp - ref).abs().mean().item(),
+            "field_max_abs_diff": (probe_v.float() - ours_v).abs().max().item(),
+        }
+        print(f"  agreement: {record['agreement']}", flush=True)
 
     # search: flowmatch
     print("  flowmatch search:", flush=True)
@@ -392,7 +398,10 @@ def bench_field(field: str, python: Path, args) -> dict:
         return run_ours(flow, x, ours_setting(setting))
 
     fixed_only = args.families == "fixed"
-    ours_pass = search(ours_eval, our_families(fixed_only), ref, ours_log)
+    if given:  # the settings chosen elsewhere (another seed), checked here without a search
+        ours_pass = [(args.ours, ours_eval(args.ours))]
+    else:
+        ours_pass = search(ours_eval, our_families(fixed_only), ref, ours_log)
 
     # search: flow_matching, one worker call per family step (it stops at the first pass)
     print("  flow_matching search:", flush=True)
@@ -403,7 +412,20 @@ def bench_field(field: str, python: Path, args) -> dict:
         return res | {"log_p": res["log_p"].double() + offset}
 
     peer_families = [f for f in PEER_FAMILIES if not fixed_only or f[1] == "steps"]
-    peer_pass = search(peer_eval, peer_families, ref, peer_log)
+    if given:
+        peer_pass = [(args.peer, peer_eval(args.peer))]
+    else:
+        peer_pass = search(peer_eval, peer_families, ref, peer_log)
+    record["given_settings"] = given
+    for who, passing, log in (
+        ("flowmatch", ours_pass, ours_log),
+        ("flow_matching", peer_pass, peer_log),
+    ):
+        if given:
+            mean, worst = errors(passing[0][1]["log_p"], ref)
+            log.append({"setting": describe(passing[0][0]), "nfe": passing[0][1]["nfe"]} | {
+                "cpu": passing[0][1]["cpu"], "mean_err": mean, "max_err": worst})  # fmt: skip
+            print(f"  {who} given: {log[-1]}", flush=True)
     record["search"] = {"flowmatch": ours_log, "flow_matching": peer_log}
     if not ours_pass or not peer_pass:
         record["timing"] = None
@@ -457,7 +479,8 @@ def bench_field(field: str, python: Path, args) -> dict:
 
 # -- tables ------------------------------------------------------------------------------------
 def _name(rec: dict) -> str:
-    return rec["field"] + (f" (seed {rec['seed']})" if rec.get("seed") else "")
+    name = rec["field"] + (f" (seed {rec['seed']})" if rec.get("seed") else "")
+    return name + (", given settings" if rec.get("given_settings") else "")
 
 
 def print_tables(records: list[dict]) -> None:
@@ -497,6 +520,8 @@ def print_tables(records: list[dict]) -> None:
           "field max |difference| |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for rec in records:
+        if "agreement" not in rec:
+            continue
         a = rec["agreement"]
         print(f"| {_name(rec)} | {rec['points']} | {rec['reference']['nfe']} | {a['nfe']} | "
               f"{a['max_abs_diff']:.2e} | {a['field_max_abs_diff']:.2e} |")  # fmt: skip
@@ -522,12 +547,25 @@ def main() -> None:
     p.add_argument("--prepare-only", action="store_true", help="train and reference, no timing")
     p.add_argument("--seed", type=int, default=0, help="training seed (test points: 7 + seed)")
     p.add_argument(
+        "--ours",
+        type=json.loads,
+        help="JSON setting of flowmatch to time instead of searching (with --peer), e.g. "
+        '\'{"solver": "rk38", "steps": 4, "divergence_nodes": 3}\'; skips the agreement check',
+    )
+    p.add_argument(
+        "--peer",
+        type=json.loads,
+        help='flow_matching\'s, e.g. \'{"method": "heun3", "steps": 10}\'',
+    )
+    p.add_argument(
         "--families",
         choices=["all", "fixed"],
         default="all",
         help="searched settings: all, or the fixed-grid ones only (both libraries alike)",
     )
     args = p.parse_args()
+    if (args.ours is None) != (args.peer is None):
+        p.error("--ours and --peer go together")
     set_cache(Path(args.cache))
     CACHE.mkdir(parents=True, exist_ok=True)
     results_file = CACHE / "results.json"
