@@ -1,17 +1,21 @@
 """Exact log p at equal accuracy: flowmatch against facebookresearch/flow_matching 1.0.10.
 
 What it does:
-  1. Trains (or loads from ``bench-out/logprob-peers/``) three flowmatch fields, one thread,
-     seed 0:
-       moons         the library's default MLP (time embedding max frequency 1000), width 128,
-                     depth 3, batch 512, 4000 steps (the old likelihood speed test's model)
+  1. Trains (or loads from ``bench-out/logprob-peers/``) flowmatch fields, one thread, with
+     the training seed ``--seed``; every training setting is written out in ``FIELDS`` and
+     ``PINNED_*`` (not taken from the library's defaults, which may change):
+       moons         MLP with the sinusoidal time embedding's max frequency at 1000 (the
+                     default when these fields were set), width 128, depth 3, batch 512,
+                     4000 steps (the old likelihood speed test's model)
+       moons-t30     the same with max frequency 30: a field smooth in t (not in the default
+                     list of --fields)
        checkerboard  the likelihood benchmark's 2-D configuration: 256x3 MLP, time max
                      frequency 30, 64 random Fourier features of scale 3, logit-normal times
                      (mean 1) with a 20% uniform share, batch 512, 4000 steps
        digits        64-D, 512x3 MLP, time max frequency 30, logit transform alpha 0.001,
                      weight decay 0.1, batch 256, 2000 steps
-  2. Draws held-out points (moons and checkerboard: 1000 fresh points, seed 7; digits: 200
-     dequantized test images, seed 7) and computes the reference log p with flowmatch in
+  2. Draws held-out points (2-D: 1000 fresh points; digits: 200 dequantized test images;
+     seed 7 + the training seed) and computes the reference log p with flowmatch in
      float64: dopri5 at atol = rtol = 1e-9, exact divergence.
   3. Agreement: flow_matching's own dopri5 in float64 at 1e-9 on the same field and points,
      against the reference (the two libraries compute the same quantity).
@@ -29,17 +33,22 @@ What it does:
                       whose worst point meets the bar (for the default)
      Each family tries N = 2, 4, 8, ... (tol = 1e-2, 1e-3, ...) until one passes, then the
      N between the last miss and the first pass that an error ~ N^-order predicts.
+     ``--families fixed`` searches the fixed-grid families of both libraries only (the
+     adaptive ones cost most of the 64-D search and won for neither library there).
   5. Times the cheapest passing setting of each library in interleaved rounds (A B B A ...),
      one thread each, and reports the median CPU (``time.process_time``) and wall seconds per
      1000 points, and the ratio. flow_matching runs in the isolated venv
      ``bench-out/peer-venv`` (torch 2.13.0 CPU, flow-matching 1.0.10; created if missing) in
      ``logprob_peer_worker.py``; it is only run, never a dependency (its licence is CC-BY-NC).
-  6. Reports the default ``flow.log_prob(x)`` (no options) on each field: NFE, CPU time,
-     mean and max error, beside the previous default (dopri5 1e-5 with the batch RMS norm).
+  6. Reports the default ``flow.log_prob(x)`` (no options: dopri5 at 1e-5 with the per-point
+     error norm, exact divergence up to D = 64) on each field: NFE, CPU time, mean and max
+     error, beside what it replaced (2-D: the batch RMS norm; 64-D: Hutchinson's estimate
+     with 4 probes, the default while ``auto`` was exact only up to D = 16).
 
 Usage:
-    python benchmarks/bench_logprob_peers.py                      # all three fields
-    python benchmarks/bench_logprob_peers.py --fields moons --rounds 6
+    python benchmarks/bench_logprob_peers.py                      # all three fields, seed 0
+    python benchmarks/bench_logprob_peers.py --fields moons,checkerboard --seed 1
+    python benchmarks/bench_logprob_peers.py --fields digits --seed 1 --families fixed
     python benchmarks/bench_logprob_peers.py --table-only         # re-print the saved results
 """
 
@@ -68,10 +77,11 @@ PEER_SPEC = "flow-matching==1.0.10"
 WORKER = Path(__file__).resolve().parent / "logprob_peer_worker.py"
 BAR = 0.01  # nats: mean |error| against the reference
 REFERENCE_TOL = 1e-9
-POINTS = {"moons": 1000, "checkerboard": 1000, "digits": 200}
+POINTS = {"moons": 1000, "moons-t30": 1000, "checkerboard": 1000, "digits": 200}
 STEPS = (2, 4, 8, 16, 32, 64, 128, 256)
 TOLS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 ORDER = {"midpoint": 2, "heun3": 3, "rk4": 4, "rk38": 4, "dp5": 5}
+DEFAULT_LABEL = "default log_prob (dopri5 1e-5, sample norm, exact divergence)"
 
 
 def set_cache(path: Path) -> None:
@@ -80,42 +90,60 @@ def set_cache(path: Path) -> None:
 
 
 # -- fields ----------------------------------------------------------------------------------
+# Every setting that shapes a benchmark field, written out rather than taken from the library's
+# defaults, so that a change of a training default does not change the fields measured here.
+PINNED_MODEL = {
+    "name": "mlp", "width": 256, "depth": 3, "activation": "silu", "time_embed_dim": 32,
+    "time_max_freq": 1000.0, "input_features": 0, "input_scale": 1.0,
+}  # fmt: skip
+PINNED_TRAIN = {
+    "method": "fm", "path": "linear", "sigma_min": 0.0, "lr": 2e-3, "optimizer": "adamw",
+    "weight_decay": 0.0, "warmup_steps": 100, "lr_decay": "cosine", "min_lr_ratio": 0.05,
+    "grad_clip": 1.0, "ema_decay": 0.999, "time_sampling": "uniform", "logit_normal_mean": 0.0,
+    "logit_normal_std": 1.0, "time_uniform_share": 0.0, "coupling": "independent",
+    "source": "gaussian", "standardize": True, "logit": 0.0, "holdout_fraction": 0.1,
+    "precision": "fp32", "compile": False,
+}  # fmt: skip
+FIELDS: dict[str, tuple[dict, dict]] = {  # field -> (model overrides, training overrides)
+    "moons": ({"width": 128}, {"steps": 4000, "batch_size": 512}),
+    "moons-t30": ({"width": 128, "time_max_freq": 30.0}, {"steps": 4000, "batch_size": 512}),
+    "checkerboard": (
+        {"time_max_freq": 30.0, "input_features": 64, "input_scale": 3.0},
+        {
+            "steps": 4000,
+            "batch_size": 512,
+            "warmup_steps": 200,
+            "time_sampling": "logit-normal",
+            "logit_normal_mean": 1.0,
+            "time_uniform_share": 0.2,
+        },
+    ),
+    "digits": (
+        {"width": 512, "time_max_freq": 30.0},
+        {
+            "steps": 2000,
+            "batch_size": 256,
+            "lr": 1e-3,
+            "warmup_steps": 200,
+            "weight_decay": 0.1,
+            "logit": 0.001,
+        },
+    ),
+}
+
+
+DATA = {"moons-t30": "moons"}  # fields named other than their data set
+
+
 def train_config(field: str, seed: int = 0):
     """The training configuration of one benchmark field (see the module docstring)."""
     from flowmatch import ModelConfig, TrainConfig
 
-    common = {"device": "cpu", "threads": 1, "seed": seed, "log_every": 500}
-    common |= {"checkpoint_every": 10**9}
-    if field == "moons":
-        model = ModelConfig(width=128, depth=3)  # default time embedding (max freq 1000)
-        return TrainConfig(data="moons", steps=4000, batch_size=512, model=model, **common)
-    if field == "checkerboard":
-        model = ModelConfig(
-            width=256, depth=3, time_max_freq=30, input_features=64, input_scale=3.0
-        )
-        return TrainConfig(
-            data="checkerboard",
-            steps=4000,
-            batch_size=512,
-            lr=2e-3,
-            warmup_steps=200,
-            time_sampling="logit-normal",
-            logit_normal_mean=1.0,
-            time_uniform_share=0.2,
-            model=model,
-            **common,
-        )
-    model = ModelConfig(width=512, depth=3, time_max_freq=30)
+    model, train = FIELDS[field]
+    common = {"data": DATA.get(field, field), "device": "cpu", "threads": 1, "seed": seed}
+    common |= {"log_every": 500, "checkpoint_every": 10**9}
     return TrainConfig(
-        data="digits",
-        steps=2000,
-        batch_size=256,
-        lr=1e-3,
-        warmup_steps=200,
-        weight_decay=0.1,
-        logit=0.001,
-        model=model,
-        **common,
+        model=ModelConfig(**(PINNED_MODEL | model)), **(PINNED_TRAIN | train | common)
     )
 
 
@@ -151,7 +179,8 @@ def export_field(flow) -> dict:
 def test_points(field: str, n: int, seed: int = 7) -> torch.Tensor:
     from flowmatch.data import get_dataset
 
-    return get_dataset(field).held_out(n, torch.Generator().manual_seed(seed)).float()
+    data = get_dataset(DATA.get(field, field))
+    return data.held_out(n, torch.Generator().manual_seed(seed)).float()
 
 
 # -- the isolated environment ------------------------------------------------------------------
@@ -188,8 +217,13 @@ def run_peer(python: Path, exported: dict, z1: torch.Tensor, settings: list[dict
 # -- flowmatch runs ----------------------------------------------------------------------------
 def run_ours(flow, x: torch.Tensor, options: dict) -> dict:
     """flowmatch's exact log p with ``options``; the CPU and wall seconds of the call alone."""
+    return run_options(flow, x, {"divergence": "exact"} | options)
+
+
+def run_options(flow, x: torch.Tensor, options: dict) -> dict:
+    """flowmatch's log p with ``options`` as given (none: the defaults); CPU and wall seconds."""
     cpu, wall = time.process_time(), time.perf_counter()
-    r = flow.log_prob_with_stats(x, divergence="exact", **options)
+    r = flow.log_prob_with_stats(x, **options)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {"log_p": r.log_prob.detach(), "nfe": r.nfe, "cpu": cpu, "wall": wall}
 
@@ -276,12 +310,15 @@ def ours_setting(setting: dict) -> dict:
     return out
 
 
-def our_families(dim: int) -> list[tuple]:
+def our_families(fixed_only: bool = False) -> list[tuple]:
+    """flowmatch's searched families; ``fixed_only`` drops the adaptive ones."""
     fams: list[tuple] = []
     for solver in ("midpoint", "rk4", "rk38", "dp5"):
         fams.append(({"solver": solver}, "steps"))
     for solver, nodes in (("rk38", 1), ("rk38", 2), ("rk4", 2), ("midpoint", 2), ("rk38", 3)):
         fams.append(({"solver": solver, "divergence_nodes": nodes}, "steps"))
+    if fixed_only:
+        return fams
     for solver in ("dopri5", "bosh3"):
         fams.append(({"solver": solver, "error_norm": "batch"}, "tol"))
     # for the default: the loosest tolerance whose worst point meets the bar, per norm
@@ -333,19 +370,25 @@ def bench_field(field: str, python: Path, args) -> dict:
           f"{ref_saved['cpu']:.1f}s CPU", flush=True)  # fmt: skip
 
     # agreement: flow_matching's dopri5 in float64 at the reference tolerance
-    agree, probe, probe_v = run_peer(
-        python, exported, z1.double(), [{"method": "dopri5", "tol": REFERENCE_TOL}], "float64"
+    given = args.ours is not None
+    agree, probe, probe_v = (
+        ([], None, None)
+        if given
+        else run_peer(
+            python, exported, z1.double(), [{"method": "dopri5", "tol": REFERENCE_TOL}], "float64"
+        )
     )
-    with torch.no_grad():
-        ours_v = flow.velocity(probe.float(), torch.tensor(0.37))
-    peer_lp = agree[0]["log_p"].double() + offset
-    record["agreement"] = {
-        "nfe": agree[0]["nfe"],
-        "max_abs_diff": (peer_lp - ref).abs().max().item(),
-        "mean_abs_diff": (peer_lp - ref).abs().mean().item(),
-        "field_max_abs_diff": (probe_v.float() - ours_v).abs().max().item(),
-    }
-    print(f"  agreement: {record['agreement']}", flush=True)
+    if agree:
+        with torch.no_grad():
+            ours_v = flow.velocity(probe.float(), torch.tensor(0.37))
+        peer_lp = agree[0]["log_p"].double() + offset
+        record["agreement"] = {
+            "nfe": agree[0]["nfe"],
+            "max_abs_diff": (peer_lp - ref).abs().max().item(),
+            "mean_abs_diff": (peer_lp - ref).abs().mean().item(),
+            "field_max_abs_diff": (probe_v.float() - ours_v).abs().max().item(),
+        }
+        print(f"  agreement: {record['agreement']}", flush=True)
 
     # search: flowmatch
     print("  flowmatch search:", flush=True)
@@ -354,7 +397,11 @@ def bench_field(field: str, python: Path, args) -> dict:
     def ours_eval(setting: dict) -> dict:
         return run_ours(flow, x, ours_setting(setting))
 
-    ours_pass = search(ours_eval, our_families(flow.dim), ref, ours_log)
+    fixed_only = args.families == "fixed"
+    if given:  # the settings chosen elsewhere (another seed), checked here without a search
+        ours_pass = [(args.ours, ours_eval(args.ours))]
+    else:
+        ours_pass = search(ours_eval, our_families(fixed_only), ref, ours_log)
 
     # search: flow_matching, one worker call per family step (it stops at the first pass)
     print("  flow_matching search:", flush=True)
@@ -364,7 +411,21 @@ def bench_field(field: str, python: Path, args) -> dict:
         (res,), _, _ = run_peer(python, exported, z1, [setting], "float32")
         return res | {"log_p": res["log_p"].double() + offset}
 
-    peer_pass = search(peer_eval, PEER_FAMILIES, ref, peer_log)
+    peer_families = [f for f in PEER_FAMILIES if not fixed_only or f[1] == "steps"]
+    if given:
+        peer_pass = [(args.peer, peer_eval(args.peer))]
+    else:
+        peer_pass = search(peer_eval, peer_families, ref, peer_log)
+    record["given_settings"] = given
+    for who, passing, log in (
+        ("flowmatch", ours_pass, ours_log),
+        ("flow_matching", peer_pass, peer_log),
+    ):
+        if given:
+            mean, worst = errors(passing[0][1]["log_p"], ref)
+            log.append({"setting": describe(passing[0][0]), "nfe": passing[0][1]["nfe"]} | {
+                "cpu": passing[0][1]["cpu"], "mean_err": mean, "max_err": worst})  # fmt: skip
+            print(f"  {who} given: {log[-1]}", flush=True)
     record["search"] = {"flowmatch": ours_log, "flow_matching": peer_log}
     if not ours_pass or not peer_pass:
         record["timing"] = None
@@ -372,8 +433,12 @@ def bench_field(field: str, python: Path, args) -> dict:
 
     best_ours = min(ours_pass, key=lambda p: p[1]["cpu"])[0]
     best_peer = min(peer_pass, key=lambda p: p[1]["cpu"])[0]
-    # the default, and the previous default, timed in the same rounds
-    default_old = {"solver": "dopri5", "atol": 1e-5, "rtol": 1e-5, "error_norm": "batch"}
+    # the default, and what it replaced, timed in the same rounds
+    if flow.dim > AUTO_EXACT_MAX_DIM:  # log_prob's auto was Hutchinson's estimate here
+        previous = "previous default: Hutchinson, 4 probes", {"divergence": "hutchinson"}
+    else:
+        previous = "dopri5 1e-5, batch norm (the default before the per-point norm)", {
+            "error_norm": "batch"}  # fmt: skip
     timing = {"flowmatch": [], "flow_matching": [], "default": [], "default_old": []}
     for k in range(args.rounds):
         order = ["flowmatch", "flow_matching"] if k % 2 == 0 else ["flow_matching", "flowmatch"]
@@ -384,13 +449,8 @@ def bench_field(field: str, python: Path, args) -> dict:
                 r = peer_eval(best_peer)
             timing[who].append(r)
         if k < 2:  # the default: two rounds are enough for its cost and errors
-            cpu, wall = time.process_time(), time.perf_counter()
-            lp = flow.log_prob_with_stats(x)
-            timing["default"].append({"log_p": lp.log_prob, "nfe": lp.nfe} | {
-                "cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall})  # fmt: skip
-            timing["default_old"].append(run_ours(flow, x, default_old))
-            if flow.dim > AUTO_EXACT_MAX_DIM:  # the default is Hutchinson's: also exact
-                timing.setdefault("default_exact", []).append(run_ours(flow, x, {}))
+            timing["default"].append(run_options(flow, x, {}))
+            timing["default_old"].append(run_options(flow, x, previous[1]))
 
     def summary(label: str, runs: list[dict]) -> dict:
         mean, worst = errors(runs[0]["log_p"], ref)
@@ -408,12 +468,9 @@ def bench_field(field: str, python: Path, args) -> dict:
     record["timing"] = {
         "flowmatch": summary(describe(best_ours), timing["flowmatch"]),
         "flow_matching": summary(describe(best_peer), timing["flow_matching"]),
-        "default": summary("default log_prob (dopri5 1e-5, sample norm)", timing["default"]),
-        "default_old": summary("previous default (dopri5 1e-5, batch norm)", timing["default_old"]),
+        "default": summary(DEFAULT_LABEL, timing["default"]),
+        "default_old": summary(previous[0], timing["default_old"]),
     }
-    if "default_exact" in timing:
-        label = "default options, exact divergence"
-        record["timing"]["default_exact"] = summary(label, timing["default_exact"])
     t = record["timing"]
     print(f"  ratio CPU {t['flow_matching']['cpu_per_1000'] / t['flowmatch']['cpu_per_1000']:.2f}x",
           flush=True)  # fmt: skip
@@ -422,7 +479,8 @@ def bench_field(field: str, python: Path, args) -> dict:
 
 # -- tables ------------------------------------------------------------------------------------
 def _name(rec: dict) -> str:
-    return rec["field"] + (f" (seed {rec['seed']})" if rec.get("seed") else "")
+    name = rec["field"] + (f" (seed {rec['seed']})" if rec.get("seed") else "")
+    return name + (", given settings" if rec.get("given_settings") else "")
 
 
 def print_tables(records: list[dict]) -> None:
@@ -450,7 +508,7 @@ def print_tables(records: list[dict]) -> None:
         t = rec.get("timing")
         if not t:
             continue
-        for key in ("default", "default_exact", "default_old"):
+        for key in ("default", "default_exact", "default_old"):  # default_exact: older records
             if key not in t:
                 continue
             s = t[key]
@@ -462,6 +520,8 @@ def print_tables(records: list[dict]) -> None:
           "field max |difference| |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for rec in records:
+        if "agreement" not in rec:
+            continue
         a = rec["agreement"]
         print(f"| {_name(rec)} | {rec['points']} | {rec['reference']['nfe']} | {a['nfe']} | "
               f"{a['max_abs_diff']:.2e} | {a['field_max_abs_diff']:.2e} |")  # fmt: skip
@@ -486,7 +546,26 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=0, help="override (0: the defaults)")
     p.add_argument("--prepare-only", action="store_true", help="train and reference, no timing")
     p.add_argument("--seed", type=int, default=0, help="training seed (test points: 7 + seed)")
+    p.add_argument(
+        "--ours",
+        type=json.loads,
+        help="JSON setting of flowmatch to time instead of searching (with --peer), e.g. "
+        '\'{"solver": "rk38", "steps": 4, "divergence_nodes": 3}\'; skips the agreement check',
+    )
+    p.add_argument(
+        "--peer",
+        type=json.loads,
+        help='flow_matching\'s, e.g. \'{"method": "heun3", "steps": 10}\'',
+    )
+    p.add_argument(
+        "--families",
+        choices=["all", "fixed"],
+        default="all",
+        help="searched settings: all, or the fixed-grid ones only (both libraries alike)",
+    )
     args = p.parse_args()
+    if (args.ours is None) != (args.peer is None):
+        p.error("--ours and --peer go together")
     set_cache(Path(args.cache))
     CACHE.mkdir(parents=True, exist_ok=True)
     results_file = CACHE / "results.json"

@@ -35,7 +35,8 @@ DEFAULT_BATCH = 2048  # points per solve: bounds memory (exact divergence in 64-
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     """Add the ``logprob`` subparser."""
-    from flowmatch.likelihood import DIVERGENCES, PROBES
+    from flowmatch.likelihood import DIVERGENCES, LOG_PROB_EXACT_MAX_DIM, PROBES
+    from flowmatch.solvers import ERROR_NORMS
 
     p = sub.add_parser(name, help="log-density of data: mean NLL ± stderr and bits/dim")
     add_run_dir(p)
@@ -55,7 +56,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--divergence",
         choices=list(DIVERGENCES),
         default="auto",
-        help="exact trace, Hutchinson's estimate, or auto: exact for D <= 16 (default: auto)",
+        help="exact trace, Hutchinson's estimate, or auto: exact for "
+        f"D <= {LOG_PROB_EXACT_MAX_DIM} (default: auto)",
+    )
+    p.add_argument(
+        "--divergence-nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="evaluate the divergence only at N Gauss-Legendre nodes per step of a fixed-grid "
+        "--solver, which then integrates x alone; cheaper where D is large (default 0: the "
+        "divergence at every stage)",
     )
     p.add_argument(
         "--probes", type=int, default=4, help="Hutchinson probes per point, >= 2 for a stderr"
@@ -81,6 +92,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "bound on the discrete NLL (needs --divergence exact; default 1)",
     )
     add_solver_flags(p, default="dopri5")
+    p.add_argument(
+        "--error-norm",
+        choices=list(ERROR_NORMS),
+        default="sample",
+        help="how an adaptive solver measures a step's error: sample (every point's x and "
+        "log p meet the tolerance; default) or batch (RMS over the whole batch)",
+    )
     add_device_flags(p)
 
 
@@ -177,7 +195,13 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from flowmatch.data import DATASETS
-    from flowmatch.likelihood import dequantized_log_prob, resolve_divergence, summarize_nll
+    from flowmatch.likelihood import (
+        LOG_PROB_EXACT_MAX_DIM,
+        dequantized_log_prob,
+        resolve_divergence,
+        summarize_nll,
+    )
+    from flowmatch.solvers import SOLVERS
 
     if args.out is not None:
         check_output(args.out, ".npy")
@@ -185,9 +209,16 @@ def run(args: argparse.Namespace) -> None:
     check_int(args.batch_size, "--batch-size")
     k = check_int(args.dequant_samples, "--dequant-samples")
     check_seed(args.seed, optional=True)
-    options = solver_kwargs(args)
+    nodes = check_int(args.divergence_nodes, "--divergence-nodes", minimum=0)
+    if nodes and SOLVERS[args.solver].adaptive:
+        fixed = ", ".join(name for name, spec in SOLVERS.items() if not spec.adaptive)
+        raise FlowmatchError(
+            f"--divergence-nodes needs a fixed-grid --solver ({fixed}), got the adaptive "
+            f"{args.solver!r}"
+        )
+    options = solver_kwargs(args) | {"error_norm": args.error_norm, "divergence_nodes": nodes}
     flow, info = load_from_args(args)
-    method = resolve_divergence(args.divergence, info.dim)
+    method = resolve_divergence(args.divergence, info.dim, LOG_PROB_EXACT_MAX_DIM)
     if args.data in DATASETS and args.n is not None:
         check_int(args.n, "--n")
         _check_memory(args, flow, info, method, args.n, f"--n {args.n} points")
@@ -238,6 +269,8 @@ def run(args: argparse.Namespace) -> None:
         if method == "hutchinson":
             method += f" ({args.probes} {args.probe} probes per point)"
         how = f"{args.solver}, NFE {nfe}, divergence {method}"
+        if nodes:
+            how += f" at {nodes} Gauss-Legendre nodes per step"
     else:
         how = "exact log-det of the discrete flow"
     bin_width = 1.0 if quantization is None else quantization.bin_width

@@ -13,7 +13,13 @@ from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import GaussianSource, Source
 from flowmatch.errors import FlowmatchError, check_int, check_points
 from flowmatch.flows.base import Flow, make_generator
-from flowmatch.likelihood import LogProbResult, log_prob, make_divergence, sample_log_prob
+from flowmatch.likelihood import (
+    LOG_PROB_EXACT_MAX_DIM,
+    LogProbResult,
+    log_prob,
+    make_divergence,
+    sample_log_prob,
+)
 from flowmatch.models import VelocityModel, guided_field
 from flowmatch.solvers import ODESolution, solve
 
@@ -262,7 +268,8 @@ class FlowModel(Flow):
             time_grid: (T,) step times of a fixed-grid solver from 0 to 1, instead of ``steps``.
             atol: absolute tolerance of an adaptive solver.
             rtol: relative tolerance of an adaptive solver.
-            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
+            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 64,
+                ``LOG_PROB_EXACT_MAX_DIM``).
             probes: Hutchinson probes per sample, k.
             probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
             error_norm: an adaptive solver's error norm, as for :meth:`log_prob_with_stats`.
@@ -279,7 +286,12 @@ class FlowModel(Flow):
         generator = make_generator(seed, generator)
         z0 = self.noise(n, generator).reshape(n, -1).to(self.data_mean.dtype)  # (n, D)
         div = make_divergence(
-            divergence, z0, probes=probes, distribution=probe, generator=generator
+            divergence,
+            z0,
+            probes=probes,
+            distribution=probe,
+            generator=generator,
+            exact_max_dim=LOG_PROB_EXACT_MAX_DIM,
         )
         r = sample_log_prob(
             self.flat_field(cond),
@@ -348,7 +360,8 @@ class FlowModel(Flow):
             time_grid: (T,) step times of a fixed-grid solver from 1 to 0, instead of ``steps``.
             atol: absolute tolerance of an adaptive solver.
             rtol: relative tolerance of an adaptive solver.
-            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 16).
+            divergence: ``"exact"``, ``"hutchinson"`` or ``"auto"`` (exact for D <= 64,
+                ``LOG_PROB_EXACT_MAX_DIM``).
             probes: Hutchinson probes per point, k (>= 2 to get a standard error).
             probe: Hutchinson probe distribution, ``"rademacher"`` or ``"gaussian"``.
             error_norm: how an adaptive solver measures its error: ``"sample"`` (the
@@ -386,7 +399,12 @@ class FlowModel(Flow):
             chunk = z1[start : start + size]
             c = None if cond is None else cond[start : start + size]
             div = make_divergence(
-                divergence, chunk, probes=probes, distribution=probe, generator=generator
+                divergence,
+                chunk,
+                probes=probes,
+                distribution=probe,
+                generator=generator,
+                exact_max_dim=LOG_PROB_EXACT_MAX_DIM,
             )
             parts.append(
                 log_prob(

@@ -24,6 +24,7 @@ from flowmatch.likelihood.change_of_variables import (
 from flowmatch.likelihood.divergence import (
     AUTO_EXACT_MAX_DIM,
     DIVERGENCES,
+    LOG_PROB_EXACT_MAX_DIM,
     LOOP_MAX_DIM,
     PROBES,
     Divergence,
@@ -51,6 +52,7 @@ from flowmatch.likelihood.transport import (
 __all__ = [
     "AUTO_EXACT_MAX_DIM",
     "DIVERGENCES",
+    "LOG_PROB_EXACT_MAX_DIM",
     "LOOP_MAX_DIM",
     "PROBES",
     "AugmentedSolution",

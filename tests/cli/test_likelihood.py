@@ -60,6 +60,50 @@ def test_cnf_trains_resumes_and_scores_from_the_command_line(tmp_path, capsys):
     assert main(argv) == 0
 
 
+def test_logprob_flags_map_to_the_log_prob_options(run, tmp_path, capsys):
+    points = np.random.default_rng(1).normal(size=(20, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", points)
+    out = tmp_path / "lp.npy"
+    argv = ["logprob", str(run), "--data", str(tmp_path / "x.npy"), "--solver", "rk38",
+            "--solver-steps", "3", "--divergence-nodes", "2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "at 2 Gauss-Legendre nodes per step" in capsys.readouterr().out
+    options = {"solver": "rk38", "steps": 3, "divergence_nodes": 2}
+    expected = flowmatch.load(run).log_prob(torch.from_numpy(points), **options)
+    np.testing.assert_allclose(np.load(out), expected.numpy(), rtol=1e-6, atol=1e-6)
+    out2 = tmp_path / "lp2.npy"
+    argv = [
+        "logprob",
+        str(run),
+        "--data",
+        str(tmp_path / "x.npy"),
+        "--solver",
+        "bosh3",
+        "--atol",
+        "1e-3",
+        "--rtol",
+        "1e-3",
+        "--error-norm",
+        "batch",
+        "--out",
+        str(out2),
+    ]
+    assert main(argv) == 0
+    options = {"solver": "bosh3", "atol": 1e-3, "rtol": 1e-3, "error_norm": "batch"}
+    expected = flowmatch.load(run).log_prob(torch.from_numpy(points), **options)
+    np.testing.assert_allclose(np.load(out2), expected.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_logprob_help_lists_the_registries(capsys):
+    from flowmatch.solvers import ERROR_NORMS, SOLVERS
+
+    assert main(["logprob", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in [*SOLVERS, *ERROR_NORMS]:
+        assert name in text
+    assert "--divergence-nodes" in text and "D <= 64" in text
+
+
 def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
     out = tmp_path / "figs"
     argv = ["plot", str(run), "--n", "100", "--out", str(out), "--solver", "rk4",
@@ -80,6 +124,9 @@ def test_plot_adds_density_heatmaps_for_2d_runs(run, tmp_path, capsys):
         (["--dequantize", "yes"], "needs a run trained on discrete data"),
         (["--dequant-samples", "2"], "needs grid-valued points of a discrete data set"),
         (["--out", "lp.txt"], "--out must end in .npy"),
+        (["--divergence-nodes", "-1"], "--divergence-nodes must be an integer >= 0"),
+        (["--divergence-nodes", "2"], "needs a fixed-grid --solver"),
+        (["--error-norm", "max"], "invalid choice: 'max'"),
     ],
 )
 def test_logprob_rejects_bad_options(run, tmp_path, capsys, extra, message):
@@ -153,7 +200,8 @@ def test_a_logit_run_keeps_its_transform_and_scores_bounded_data(tmp_path, capsy
     assert main([*score, "--divergence", "exact", "--dequant-samples", "3"]) == 0
     text = capsys.readouterr().out
     assert "(dequantized 3 times each)" in text and "mean density of 3 dequantizations" in text
-    assert main([*score, "--dequant-samples", "3"]) == 2  # Hutchinson in 64-D by default
+    hutchinson = ["--divergence", "hutchinson", "--probes", "2"]
+    assert main([*score, *hutchinson, "--dequant-samples", "3"]) == 2
     assert "add --divergence exact" in error_line(capsys)
     assert main([*score, "--dequant-samples", "0"]) == 2
     assert "--dequant-samples must be an integer >= 1" in error_line(capsys)

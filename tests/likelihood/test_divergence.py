@@ -8,6 +8,7 @@ import torch
 from flowmatch.errors import FlowmatchError
 from flowmatch.likelihood import (
     AUTO_EXACT_MAX_DIM,
+    LOG_PROB_EXACT_MAX_DIM,
     ExactDivergence,
     draw_probes,
     exact_divergence,
@@ -96,6 +97,14 @@ def test_auto_is_exact_up_to_the_documented_dimension():
     assert make_divergence("auto", torch.zeros(2, 2)).exact
     est = make_divergence("auto", torch.zeros(2, 64), probes=3)
     assert not est.exact and est.columns == 3 and est.probes.shape == (3, 2, 64)
+
+
+def test_log_prob_auto_is_exact_up_to_its_own_dimension():
+    top = LOG_PROB_EXACT_MAX_DIM
+    assert resolve_divergence("auto", top, top) == "exact"
+    assert resolve_divergence("auto", top + 1, top) == "hutchinson"
+    assert make_divergence("auto", torch.zeros(2, top), exact_max_dim=top).exact
+    assert resolve_divergence("hutchinson", 2, top) == "hutchinson"
 
 
 @pytest.mark.parametrize(

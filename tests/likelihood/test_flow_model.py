@@ -13,6 +13,7 @@ import flowmatch
 from flowmatch import FlowModel
 from flowmatch.data.logit import LogitTransform
 from flowmatch.errors import FlowmatchError
+from flowmatch.likelihood import LOG_PROB_EXACT_MAX_DIM, resolve_divergence
 from flowmatch.models import ModelConfig, VelocityModel
 from flowmatch.training import TrainConfig, train
 
@@ -65,8 +66,25 @@ def test_standardization_log_det_puts_densities_in_data_units():
     torch.testing.assert_close(s.log_prob, exact.log_prob(s.x).sum(1), rtol=0, atol=1e-7)
 
 
+def test_default_log_prob_is_exact_above_trainings_threshold_and_within_0_01_nats():
+    d = 24  # above training's auto threshold (16), below log_prob's (64): exact
+    g = torch.Generator().manual_seed(2)
+    mu, sigma = torch.randn(d, generator=g), 0.5 + torch.rand(d, generator=g)
+    flow = FlowModel(GaussianField(mu, sigma), torch.zeros(d), torch.ones(d))
+    x = mu + sigma * torch.randn(16, d, generator=g)  # float32, as a user's points
+    exact = Normal(mu.double(), sigma.double()).log_prob(x.double()).sum(1)
+    r = flow.log_prob_with_stats(x)  # every option at its default
+    assert torch.equal(r.stderr, torch.zeros(16))
+    assert (r.log_prob.double() - exact).abs().max() < 0.01
+    assert resolve_divergence("auto", d) == "hutchinson"  # CNF training keeps its own choice
+    n = LOG_PROB_EXACT_MAX_DIM + 1
+    wide = FlowModel(GaussianField(torch.zeros(n), torch.ones(n)), torch.zeros(n), torch.ones(n))
+    above = wide.log_prob_with_stats(torch.zeros(4, n), solver="rk4", steps=2)
+    assert above.stderr is not None and above.stderr.shape == (4,)  # Hutchinson, 4 probes
+
+
 def test_hutchinson_in_high_dimension_agrees_with_the_closed_form_within_its_stderr():
-    d = 24  # above the auto threshold: Hutchinson
+    d = 24
     g = torch.Generator().manual_seed(0)
     mu, sigma = torch.randn(d, generator=g), 0.5 + torch.rand(d, generator=g)
     flow = FlowModel(GaussianField(mu, sigma), torch.zeros(d), torch.ones(d)).to(F64)
@@ -74,14 +92,15 @@ def test_hutchinson_in_high_dimension_agrees_with_the_closed_form_within_its_std
     exact = Normal(mu.double(), sigma.double()).log_prob(x).sum(1)
     # this field acts on each feature alone: its Jacobian is diagonal, and Rademacher probes
     # then give the trace exactly (eps_i^2 = 1), with zero spread
-    rademacher = flow.log_prob_with_stats(x, probes=2, solver="rk4", steps=20)
+    hutchinson = {"divergence": "hutchinson", "solver": "rk4", "steps": 20}
+    rademacher = flow.log_prob_with_stats(x, probes=2, **hutchinson)
     torch.testing.assert_close(rademacher.log_prob, exact, rtol=0, atol=1e-5)
     assert rademacher.stderr.abs().max() < 1e-10
-    r = flow.log_prob_with_stats(x, probes=8, probe="gaussian", solver="rk4", steps=20)
+    r = flow.log_prob_with_stats(x, probes=8, probe="gaussian", **hutchinson)
     z = (r.log_prob - exact) / r.stderr
     assert (z.abs() < 3).float().mean() > 0.95 and r.stderr.min() > 0
     assert (r.log_prob - exact).mean().abs() < 4 * r.stderr.square().sum().sqrt() / 200
-    options = {"probes": 8, "probe": "gaussian", "solver": "rk4", "steps": 20}
+    options = {"probes": 8, "probe": "gaussian"} | hutchinson
     same = flow.log_prob_with_stats(x, **options)
     torch.testing.assert_close(same.log_prob, r.log_prob)  # seeded: reproducible
     other = flow.log_prob_with_stats(x, seed=1, **options)
