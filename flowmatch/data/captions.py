@@ -53,12 +53,13 @@ SEEN_TEMPLATES = (
 {cat} the word for what the set shows."""
 
 UNSEEN_TEMPLATES = (
-    "{noun} {adj}",
+    "{noun} drawn {adj}",
     "draw a {noun} that looks {adj}",
     "i would like a {adj} {noun} please",
     "show me some {cat} : {adj} {noun}",
 )
-"""Sentence shapes never used in training (held-out phrasings)."""
+"""Sentence shapes never used in training (held-out phrasings); each has words that no
+training template has, so no held-out caption equals a training one."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ class CaptionedImages(ImageDataset):
             the first an image is "low", above the second "high".
         train_labels, test_labels: the classes of the rows (N,), (M,).
         train_captions, test_captions: the captions as text.
+        labelled: the name of the same images labelled by class (whose reference
+            classifier scores samples).
     """
 
     scheme: CaptionScheme
@@ -198,6 +201,7 @@ class CaptionedImages(ImageDataset):
     test_labels: Tensor
     train_captions: list[str]
     test_captions: list[str]
+    labelled: str
 
     def levels(self, x: Tensor, labels: Tensor) -> Tensor:
         """Attribute levels (N, A) of images (N, C, H, W) in [0, 1] of classes ``labels``."""
@@ -245,6 +249,7 @@ def _captioned(
     )
     ds.train_labels, ds.test_labels = y.repeat_interleave(per_image), base.test_cond
     ds.train_captions, ds.test_captions = train_captions, test_captions
+    ds.labelled = base.name
     return ds
 
 
