@@ -135,8 +135,8 @@ def sample_condition(
     if guidance is not None:
         if "cond" not in extra:
             raise FlowmatchError(
-                "--guidance steers towards a condition; give --class K, --cond FILE or "
-                "--prompt TEXT too"
+                "--guidance steers towards a condition; give --class K or --cond FILE "
+                "(or --prompt TEXT) too"
             )
         if info.config.cond_drop <= 0:
             raise FlowmatchError(

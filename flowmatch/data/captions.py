@@ -173,7 +173,7 @@ FASHION_SCHEME = CaptionScheme(
         ("bag", "handbag"),
         ("ankle boot", "boot"),
     ),
-    category=("item", "garment"),
+    category=("item", "product"),
     attributes=(
         Attribute("size", _coverage, ("small", "compact"), ("large", "big")),
         Attribute("brightness", _brightness, ("dark", "dim"), ("bright", "pale")),
@@ -253,11 +253,17 @@ def _captioned(
     return ds
 
 
+# captioned set -> (its labelled images, how to caption them, captions per training image)
+_SOURCES: dict[str, tuple[Callable[[], ImageDataset], CaptionScheme, int]] = {
+    "digits-captions": (digits_images, DIGIT_SCHEME, 4),
+    "fashion-captions": (fashion_mnist, FASHION_SCHEME, 1),
+}
+
+
 @cache
 def _cached(name: str) -> CaptionedImages:
-    if name == "digits-captions":
-        return _captioned(name, digits_images(), DIGIT_SCHEME, per_image=4, seed=0)
-    return _captioned(name, fashion_mnist(), FASHION_SCHEME, per_image=1, seed=0)
+    images, scheme, per_image = _SOURCES[name]
+    return _captioned(name, images(), scheme, per_image=per_image, seed=0)
 
 
 def digits_captions() -> CaptionedImages:
