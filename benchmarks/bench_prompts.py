@@ -34,10 +34,14 @@ from flowmatch.data.captions import SEEN_TEMPLATES, UNSEEN_TEMPLATES, CaptionedI
 from flowmatch.evaluation.classifier import reference_classifier
 
 
-def prompts_for(ds: CaptionedImages, label: int, level: int, templates, n: int, rng) -> list[str]:
-    """n phrasings of "class ``label`` with its first attribute at ``level``"."""
+def prompts_for(
+    ds: CaptionedImages, label: int, level: int, templates, n: int, rng
+) -> tuple[list[str], list[int]]:
+    """n phrasings of "class ``label`` with its first attribute at ``level``", and the index
+    of each one's template."""
     levels = [level] + [0] * (len(ds.scheme.attributes) - 1)
-    return [ds.scheme.compose(label, levels, rng.choice(templates), rng) for _ in range(n)]
+    which = [rng.randrange(len(templates)) for _ in range(n)]
+    return [ds.scheme.compose(label, levels, templates[i], rng) for i in which], which
 
 
 def score(ds: CaptionedImages, classifier, x: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -115,21 +119,23 @@ def main() -> None:
     rng = random.Random(args.seed)
     groups = {}
     for phrasing, templates in (("seen", SEEN_TEMPLATES), ("unseen", UNSEEN_TEMPLATES)):
-        texts, labels, prompted = [], [], []
+        texts, labels, prompted, which = [], [], [], []
         for label in range(k):
             for level in (1, -1):
-                texts += prompts_for(ds, label, level, templates, args.n, rng)
+                t, w = prompts_for(ds, label, level, templates, args.n, rng)
+                texts, which = texts + t, which + w
                 labels += [label] * args.n
                 prompted += [level] * args.n
-        groups[phrasing] = (texts, torch.tensor(labels), torch.tensor(prompted))
+        groups[phrasing] = (texts, torch.tensor(labels), torch.tensor(prompted), which)
 
     real = score(ds, classifier, ds.test_data, ds.test_labels)
     real["prompted"] = ds.levels(ds.test_data, ds.test_labels)[:, 0]
     results = [summarize({"seen": real, "unseen": real}, "real held-out images")]
     results[0]["high_hit"] = results[0]["low_hit"] = None  # levels are measured, not asked
+    per_template = {}  # (phrasing, template) -> accuracy at each scale
     for w in args.guidance:
         rows, t0 = {}, time.perf_counter()
-        for phrasing, (texts, labels, prompted) in groups.items():
+        for phrasing, (texts, labels, prompted, which) in groups.items():
             x = flow.sample(
                 len(texts),
                 cond=texts,
@@ -139,6 +145,11 @@ def main() -> None:
                 seed=args.seed,
             )
             rows[phrasing] = {**score(ds, classifier, x, labels), "prompted": prompted}
+            templates = SEEN_TEMPLATES if phrasing == "seen" else UNSEEN_TEMPLATES
+            for i, template in enumerate(templates):
+                mine = torch.tensor(which) == i
+                acc = float(rows[phrasing]["correct"][mine].mean())
+                per_template.setdefault((phrasing, template), []).append(acc)
         results.append(summarize(rows, f"w = {w:g}"))
         results[-1]["seconds"] = time.perf_counter() - t0
 
@@ -160,6 +171,13 @@ def main() -> None:
             f"{r['high_mean']:.3f} ± {r['high_std']:.3f} | {r['low_mean']:.3f} ± "
             f"{r['low_std']:.3f} | {hits[0]} | {hits[1]} |"
         )
+    print("\nclass accuracy per sentence shape\n")
+    print("| phrasing | template | " + " | ".join(f"w = {w:g}" for w in args.guidance) + " |")
+    print("|---|---|" + "---:|" * len(args.guidance))
+    for (phrasing, template), accs in per_template.items():
+        cells = " | ".join(f"{a:.3f}" for a in accs)
+        print(f"| {phrasing} | `{template}` | {cells} |")
+    results.append({"per_template": {f"{p}: {t}": a for (p, t), a in per_template.items()}})
     (args.out / f"{args.data}.json").write_text(json.dumps(results, indent=2))
 
 
