@@ -273,7 +273,10 @@ def _encode_vector(spec: ConditionSpec, value: Any, n: int, name: str) -> Tensor
 
 
 def _encode_image(spec: ConditionSpec, value: Any, n: int, name: str) -> Tensor:
-    c = torch.as_tensor(value) if not isinstance(value, (str, bool)) else None
+    try:
+        c = torch.as_tensor(value) if not isinstance(value, (str, bool)) else None
+    except (TypeError, ValueError, RuntimeError):
+        c = None
     if c is None or c.ndim not in (3, 4) or tuple(c.shape[-3:]) != spec.shape:
         got = tuple(c.shape) if c is not None else repr(value)
         raise FlowmatchError(

@@ -51,9 +51,11 @@ class SpecEncoder(ConditionEmbedding):
 
     def _check_shape(self, cond: Tensor, batch: int) -> None:
         want = (batch, *self.spec.shape) if self.spec.kind == "image" else (batch, self.spec.size)
-        if tuple(cond.shape) != want:
+        tokens = self.spec.kind == "text"  # integer ids; images and packed dicts are floats
+        if tuple(cond.shape) != want or cond.dtype.is_floating_point == tokens:
             raise FlowmatchError(
-                f"{self.spec.kind} conditions must have shape {want}, got {tuple(cond.shape)}"
+                f"{self.spec.kind} conditions must be {'integer' if tokens else 'float'} "
+                f"tensors of shape {want}, got {cond.dtype} of shape {tuple(cond.shape)}"
             )
 
     def check(self, cond, n: int) -> Tensor:

@@ -73,6 +73,7 @@ def test_a_dict_condition_depends_on_each_part():
         ("dict", "go left", "must be a dict"),
         ("dict", {**VALUES["dict"], "image": torch.rand(1, 16, 16)}, r"\(3, 16, 16\)"),
         ("text", 7, "prompt"),
+        ("image", {"not": "an image"}, "takes images"),
     ],
 )
 def test_bad_conditions_get_one_line(kind, value, match):
@@ -98,3 +99,13 @@ def test_a_spec_in_the_model_config_builds_and_guidance_zero_ignores_the_prompt(
     v_c, v_u = v(x, 0.3, a), v(x, 0.3, None)
     assert not torch.allclose(v_c, v_u) and not torch.allclose(v_c, v(x, 0.3, b))
     torch.testing.assert_close(guided_velocity(v, x, 0.3, a, w), v_u + w * (v_c - v_u))
+
+
+@pytest.mark.parametrize("kind", ["image", "text", "dict"])
+def test_forward_refuses_rows_of_the_wrong_shape_or_dtype(kind):
+    enc = encoder(kind)
+    c = enc.check(VALUES[kind], 2)
+    bad = c.float() if kind == "text" else c.long()
+    for wrong in (c[:1], bad):
+        with pytest.raises(FlowmatchError, match=f"{kind} conditions must be"):
+            enc(wrong, 2)
