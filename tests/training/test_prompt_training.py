@@ -27,7 +27,7 @@ def test_two_prompts_give_samples_in_two_classes():
     captions = [p for group in PHRASINGS for p in group]
     tokens = spec.encode(captions, len(captions))  # (6, L)
     label = torch.tensor([k for k, group in enumerate(PHRASINGS) for _ in group])  # (6,)
-    for _ in range(120):
+    for _ in range(80):
         pick = torch.randint(len(captions), (64,), generator=g)
         x1 = CENTERS[label[pick]] + 0.3 * torch.randn(64, 2, generator=g)  # (B, 2)
         x0 = torch.randn(64, 2, generator=g)
