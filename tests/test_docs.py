@@ -35,7 +35,13 @@ TIMEOUT = 300  # seconds per session
 EXPECTED = {
     "README.md": ["torch.Size([1000, 2])", "data floor"],
     "docs/benchmarks.md": ["256 rows in blocks of 16:", "256 rows in blocks of 64:"],
-    "docs/conditional.md": ["guided threes (16, 1, 8, 8)", "(8, 20) success"],
+    "docs/conditional.md": [
+        "guided threes (16, 1, 8, 8)",
+        "prompted sevens (8, 1, 8, 8) (2, 1, 8, 8)",
+        "dict condition (4, 3080) (4, 64)",
+        "refused: the condition['camera']: this model takes images of shape (3, 32, 32)",
+        "(8, 20) success",
+    ],
     "docs/flow-matching.md": ["heun NFE 8: W2", "student samples (500, 2)"],
     "docs/index.md": ["NFE 8", "torch.Size([4]) torch.Size([4, 2])"],
     "docs/likelihood.md": ["Hutchinson", "(1000, 2) (1000,)", "CNF after 30 steps"],

@@ -212,7 +212,7 @@ def add_time_grid_flag(p: argparse.ArgumentParser) -> None:
 
 
 def add_condition_flags(p: argparse.ArgumentParser) -> None:
-    """``--class``, ``--cond`` and ``--guidance`` of conditional sampling."""
+    """``--class``, ``--cond``, ``--prompt`` and ``--guidance`` of conditional sampling."""
     p.add_argument(
         "--class",
         dest="label",
@@ -224,6 +224,13 @@ def add_condition_flags(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="condition vectors, (n, d) or (d,), in a .npy/.npz/.csv file",
+    )
+    p.add_argument(
+        "--prompt",
+        action="append",
+        metavar="TEXT",
+        help="a text prompt (a run trained on captions, e.g. digits-captions); repeat it for "
+        "several, each one row of the --grid (--n split evenly between them)",
     )
     p.add_argument(
         "--guidance",

@@ -97,12 +97,14 @@ def run(args: argparse.Namespace) -> None:
 def sample_condition(
     args: argparse.Namespace, flow: Flow, info: RunInfo, n: int
 ) -> tuple[int, dict[str, Any], int | None]:
-    """Turn ``--class`` / ``--cond`` / ``--guidance`` into sampling options.
+    """Turn ``--class`` / ``--cond`` / ``--prompt`` / ``--guidance`` into sampling options.
 
     Returns:
         The number of samples (a ``--cond`` file with several rows sets it when ``--n`` is
-        not given), the keyword arguments ``cond`` / ``guidance`` of ``flow.trajectory``,
-        and the images per row of a grid (the class count for ``--class all``, else None).
+        not given; k prompts without ``--n`` for a grid alone take 8 samples each), the
+        keyword arguments ``cond`` / ``guidance`` of ``flow.trajectory``, and the images per
+        row of a grid (the class count for ``--class all``, the samples per prompt for
+        several prompts, else None).
     """
     import torch
 
@@ -110,29 +112,22 @@ def sample_condition(
 
     spec = run_condition(info)
     label, cond_file, guidance = args.label, args.cond, args.guidance
-    if label is not None and cond_file is not None:
-        raise FlowmatchError("give --class or --cond, not both")
+    prompts = getattr(args, "prompt", None)
+    if sum(x is not None for x in (label, cond_file, prompts)) > 1:
+        raise FlowmatchError("give one of --class, --cond and --prompt")
     extra: dict[str, Any] = {}
     nrow = None
-    if label is not None:
-        if spec is None or spec.kind != "class":
-            raise FlowmatchError(
-                f"--class needs a class-conditional run, but {info.run_dir} was trained "
-                + ("without conditions" if spec is None else f"on {spec.kind} conditions")
-                + ("" if spec is None else "; use --cond FILE")
-            )
+    if prompts is not None:
+        n, extra["cond"], nrow = _prompt_conditions(prompts, spec, info, args, n)
+    elif label is not None:
+        _check_kind("--class", "class", spec, info)
         if label == "all":
             extra["cond"] = torch.arange(n) % spec.size  # (n,): classes in turn
             nrow = spec.size
         else:
             extra["cond"] = _class_index(label, spec.names, spec.size)
     elif cond_file is not None:
-        if spec is None or spec.kind != "vector":
-            raise FlowmatchError(
-                f"--cond needs a run trained on condition vectors, but {info.run_dir} was "
-                + ("trained without conditions" if spec is None else "trained on class labels")
-                + ("" if spec is None else "; use --class K")
-            )
+        _check_kind("--cond", "vector", spec, info)
         c = load_array(cond_file)  # (m, d)
         if c.shape[0] > 1 and args.n is None:
             n = c.shape[0]
@@ -140,7 +135,8 @@ def sample_condition(
     if guidance is not None:
         if "cond" not in extra:
             raise FlowmatchError(
-                "--guidance steers towards a condition; give --class K or --cond FILE too"
+                "--guidance steers towards a condition; give --class K or --cond FILE "
+                "(or --prompt TEXT) too"
             )
         if info.config.cond_drop <= 0:
             raise FlowmatchError(
@@ -151,6 +147,43 @@ def sample_condition(
     if "cond" in extra:  # all checks (unknown class, wrong vector size) before any sampling
         extra["cond"] = flow.check_condition(extra["cond"], n)
     return n, extra, nrow
+
+
+# condition kind -> what the runs of that kind are trained on, and the flag that samples them
+_KIND_WORDS = {
+    "class": ("class labels", "--class K"),
+    "vector": ("condition vectors", "--cond FILE"),
+    "text": ("captions (text prompts)", "--prompt TEXT"),
+}
+
+
+def _check_kind(flag: str, kind: str, spec, info: RunInfo) -> None:
+    """Refuse ``flag`` (which gives conditions of ``kind``) for a run of another kind."""
+    if spec is not None and spec.kind == kind:
+        return
+    if spec is None:
+        why = "without conditions"
+    else:
+        what, use = _KIND_WORDS.get(spec.kind, (f"{spec.kind} conditions", ""))
+        why = f"on {what}" + (f"; use {use}" if use else " (sample it from Python)")
+    raise FlowmatchError(
+        f"{flag} needs a run trained on {_KIND_WORDS[kind][0]}, but {info.run_dir} was "
+        f"trained {why}"
+    )
+
+
+def _prompt_conditions(
+    prompts: list[str], spec, info: RunInfo, args: argparse.Namespace, n: int
+) -> tuple[int, list[str], int | None]:
+    """n, one prompt per sample (each prompt for n / k samples in a row) and the grid's row."""
+    _check_kind("--prompt", "text", spec, info)
+    k = len(prompts)
+    if args.n is None and args.out is None:
+        n = 8 * k if k > 1 else n
+    elif n % k:
+        raise FlowmatchError(f"--n {n} does not split evenly between {k} prompts")
+    per = n // k
+    return n, [p for p in prompts for _ in range(per)], (per if k > 1 else None)
 
 
 def _class_index(label: str, names: list[str], size: int) -> int:

@@ -37,9 +37,11 @@ class FlowModel(Flow):
     N(0, I) in those standardized units unless another one is given (see
     :mod:`flowmatch.data.sources`); ``invert`` returns points in the source's units.
 
-    A conditional network samples p(x | c) given ``cond`` (class labels or condition
-    vectors), the unconditional p(x) with ``cond=None`` (its learned null condition), and with
-    ``guidance=w`` the classifier-free guided field v_u + w (v_c - v_u).
+    A conditional network samples p(x | c) given ``cond`` (class labels, condition vectors,
+    images, text prompts or dicts of named parts; see
+    :mod:`~flowmatch.models.condition_encoders`), the unconditional p(x) with ``cond=None``
+    (its learned null condition), and with ``guidance=w`` the classifier-free guided field
+    v_u + w (v_c - v_u).
 
     It is a :class:`~flowmatch.flows.base.Flow` with ``integrates_ode = True``: every method
     also takes the ODE options (``solver``, ``steps``, ``time_grid``, ``atol``, ``rtol``, and
@@ -152,8 +154,9 @@ class FlowModel(Flow):
         """Sample n points by integrating dx/dt = v(x, t, c) from noise (t = 0) to data (t = 1).
 
         ``cond`` is one condition per sample, or a single one for all (a class label, a
-        vector); None samples the unconditional model. ``guidance=w`` samples with the guided
-        field v_u + w (v_c - v_u); each function evaluation then costs two network calls
+        vector, an image, a prompt such as ``"a thick seven"``, a dict of parts); None samples
+        the unconditional model. ``guidance=w`` samples with the guided field
+        v_u + w (v_c - v_u); each function evaluation then costs two network calls
         (one batched call of 2n), while the NFE counts function evaluations.
 
         Args:
