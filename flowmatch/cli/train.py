@@ -18,12 +18,17 @@ __all__ = ["add_parser", "config_fields", "flag_name", "run"]
 
 
 def config_fields() -> list[dataclasses.Field]:
-    """The fields that ``train`` has a flag for: TrainConfig's (but ``model``), ModelConfig's."""
+    """The fields that ``train`` has a flag for: TrainConfig's (but ``model``), ModelConfig's.
+
+    Fields marked ``flag: False`` (what training fills in from the data, such as a text
+    condition's vocabulary) have none.
+    """
     from flowmatch.models import ModelConfig
     from flowmatch.training.config import TrainConfig
 
     fields = [f for f in dataclasses.fields(TrainConfig) if f.name != "model"]
-    return fields + list(dataclasses.fields(ModelConfig))
+    fields += dataclasses.fields(ModelConfig)
+    return [f for f in fields if f.metadata.get("flag", True)]
 
 
 def flag_name(field_name: str) -> str:

@@ -123,6 +123,9 @@ class ImageDataset(ArrayDataset):
         test: held-out images (M, C, H, W).
         test_labels: their labels (M,).
         class_names: one name per class.
+        condition: what ``train_labels`` and ``test_labels`` are, if not class labels (e.g.
+            the token ids of captions, :meth:`ConditionSpec.text`); the class names are
+            then kept in :attr:`class_names` only.
     """
 
     per_feature_standardization = False
@@ -135,11 +138,14 @@ class ImageDataset(ArrayDataset):
         test: Tensor,
         test_labels: Tensor,
         class_names: tuple[str, ...],
+        *,
+        condition: ConditionSpec | None = None,
     ) -> None:
         self.name = name
         self.shape = tuple(train.shape[1:])
         self.dim = int(np.prod(self.shape))
-        self.condition = ConditionSpec("class", len(class_names), tuple(class_names))
+        self.class_names = tuple(class_names)
+        self.condition = condition or ConditionSpec("class", len(class_names), self.class_names)
         self.train_data, self.test_data = train, test
         self.train_cond = self.condition.check(train_labels, train.shape[0], f"{name} labels")
         self.test_cond = self.condition.check(test_labels, test.shape[0], f"{name} labels")

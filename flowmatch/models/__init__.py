@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flowmatch.models.base import VelocityModel, broadcast_time
-from flowmatch.models.conditioning import (
-    ClassEmbedding,
-    ConditionEmbedding,
-    VectorEmbedding,
+from flowmatch.models.condition_encoders import (
+    CONDITION_ENCODERS,
+    DictEncoder,
+    ImageEncoder,
+    TextEncoder,
     make_condition_embedding,
 )
+from flowmatch.models.conditioning import ClassEmbedding, ConditionEmbedding, VectorEmbedding
 from flowmatch.models.embeddings import SinusoidalTimeEmbedding
 from flowmatch.models.guidance import (
     check_guidance,
@@ -25,13 +27,17 @@ from flowmatch.models.unet import UNetVelocity, parse_channel_mult
 
 __all__ = [
     "ACTIVATIONS",
+    "CONDITION_ENCODERS",
     "MODELS",
     "ClassEmbedding",
     "ConditionEmbedding",
+    "DictEncoder",
+    "ImageEncoder",
     "MLPVelocity",
     "ModelConfig",
     "OptimalVelocity",
     "SinusoidalTimeEmbedding",
+    "TextEncoder",
     "UNetVelocity",
     "VectorEmbedding",
     "VelocityModel",
@@ -85,6 +91,12 @@ class ModelConfig:
     cond_dim: int = field(
         default=0, metadata={"help": "size of condition vectors (0: from the data's conditions)"}
     )
+    # the spec record of an image, text or dict condition (with a text's vocabulary): written
+    # by training from the data, so the run rebuilds the same encoder; no flag
+    condition: dict = field(
+        default_factory=dict,
+        metadata={"flag": False, "help": "the condition spec of image, text or dict conditions"},
+    )
     cond_embed_dim: int = field(
         default=64, metadata={"help": "size of the condition embedding of the mlp model"}
     )
@@ -106,6 +118,10 @@ class ModelConfig:
         metadata={"help": "self-attention at the lowest resolution (--model unet)"},
     )
 
+    def is_conditional(self) -> bool:
+        """Whether the network takes a condition (classes, vectors or a spec'd kind)."""
+        return bool(self.num_classes or self.cond_dim or self.condition)
+
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
     if len(shape) != 1:
@@ -125,6 +141,7 @@ def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         cond_embed_dim=cfg.cond_embed_dim,
         input_features=cfg.input_features,
         input_scale=cfg.input_scale,
+        condition=cfg.condition,
     )
 
 
@@ -139,6 +156,7 @@ def _unet(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         cond_dim=cfg.cond_dim,
         channel_mult=parse_channel_mult(cfg.channel_mult, cfg.levels),
         attention=cfg.attention,
+        condition=cfg.condition,
     )
 
 

@@ -10,6 +10,9 @@ Validation is split in two. :meth:`ConditionEmbedding.check` runs once at the bo
 (sampling, likelihood, the command line) and checks everything, values included;
 :meth:`ConditionEmbedding.forward` runs inside ODE solves and checks shapes and dtypes only, so
 it never synchronizes with the device.
+
+Images, texts and dicts of named parts have their encoders in
+:mod:`~flowmatch.models.condition_encoders`, whose registry builds every kind.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from torch import Tensor, nn
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["ClassEmbedding", "ConditionEmbedding", "VectorEmbedding", "make_condition_embedding"]
+__all__ = ["ClassEmbedding", "ConditionEmbedding", "VectorEmbedding"]
 
 
 class ConditionEmbedding(nn.Module):
     """Map conditions c (B, ...) to embeddings e(c) (B, dim), with a learned null e(∅).
 
     Attributes:
-        kind: ``"class"`` or ``"vector"``.
+        kind: the condition kind, a key of
+            :data:`~flowmatch.models.condition_encoders.CONDITION_ENCODERS`.
         dim: size of the embedding.
     """
 
@@ -202,27 +206,3 @@ class VectorEmbedding(ConditionEmbedding):
         if not bool(torch.isfinite(c).all()):
             raise FlowmatchError("condition vectors contain NaN or Inf; pass finite values")
         return c
-
-
-def make_condition_embedding(
-    num_classes: int, cond_dim: int, dim: int
-) -> ConditionEmbedding | None:
-    """The embedding for a model's condition: classes, a vector, or None (unconditional).
-
-    Args:
-        num_classes: K > 0 for class labels, else 0.
-        cond_dim: d > 0 for condition vectors, else 0.
-        dim: embedding size.
-    """
-    if num_classes < 0 or cond_dim < 0:
-        raise ValueError(f"num_classes and cond_dim must be >= 0, got {num_classes} and {cond_dim}")
-    if num_classes and cond_dim:
-        raise ValueError(
-            f"a model takes class labels or condition vectors, not both "
-            f"(got num_classes={num_classes}, cond_dim={cond_dim}); set one of them to 0"
-        )
-    if num_classes:
-        return ClassEmbedding(num_classes, dim)
-    if cond_dim:
-        return VectorEmbedding(cond_dim, dim)
-    return None

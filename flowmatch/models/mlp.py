@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from flowmatch.data.conditions import ConditionSpec
 from flowmatch.models.base import VelocityModel
-from flowmatch.models.conditioning import make_condition_embedding
+from flowmatch.models.condition_encoders import make_condition_embedding
 from flowmatch.models.embeddings import FourierFeatures, SinusoidalTimeEmbedding
 
 __all__ = ["ACTIVATIONS", "MLPVelocity"]
@@ -42,6 +43,8 @@ class MLPVelocity(VelocityModel):
         num_classes: K > 0 to condition on class labels 0..K-1.
         cond_dim: d > 0 to condition on vectors of size d.
         cond_embed_dim: size of the condition embedding e(c).
+        condition: the spec (or its record) of any other condition (images, texts, dicts),
+            encoded by :func:`~flowmatch.models.condition_encoders.make_condition_embedding`.
         input_features: m > 0 to feed the network random Fourier features of x as well
             (:class:`~flowmatch.models.embeddings.FourierFeatures`); 0 feeds x alone.
         input_scale: the standard deviation of their frequencies.
@@ -66,6 +69,7 @@ class MLPVelocity(VelocityModel):
         cond_embed_dim: int = 64,
         input_features: int = 0,
         input_scale: float = 1.0,
+        condition: ConditionSpec | dict | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -77,7 +81,9 @@ class MLPVelocity(VelocityModel):
         self.shape = (dim,)
         self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, time_max_freq)
         layers: list[nn.Module] = []
-        self.condition = make_condition_embedding(num_classes, cond_dim, cond_embed_dim)
+        self.condition = make_condition_embedding(
+            num_classes, cond_dim, cond_embed_dim, condition or None
+        )
         self.input_embed = (
             FourierFeatures(dim, input_features, input_scale) if input_features else None
         )

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from flowmatch.data.conditions import ConditionSpec
 from flowmatch.models.base import VelocityModel
-from flowmatch.models.conditioning import make_condition_embedding
+from flowmatch.models.condition_encoders import make_condition_embedding
 from flowmatch.models.embeddings import SinusoidalTimeEmbedding
 
 __all__ = ["ResBlock", "SelfAttention", "UNetVelocity", "parse_channel_mult"]
@@ -132,6 +133,8 @@ class UNetVelocity(VelocityModel):
         channel_mult: ``levels + 1`` multipliers of ``channels``, one per resolution
             (None: 1, 2, 4, ...).
         attention: add self-attention at the lowest resolution.
+        condition: the spec (or its record) of any other condition (images, texts, dicts),
+            encoded by :func:`~flowmatch.models.condition_encoders.make_condition_embedding`.
 
     References:
         Ronneberger et al., "U-Net: Convolutional Networks for Biomedical Image Segmentation"
@@ -155,6 +158,7 @@ class UNetVelocity(VelocityModel):
         cond_dim: int = 0,
         channel_mult: tuple[int, ...] | None = None,
         attention: bool = False,
+        condition: ConditionSpec | dict | None = None,
     ) -> None:
         super().__init__()
         if len(shape) != 3:
@@ -185,7 +189,7 @@ class UNetVelocity(VelocityModel):
             nn.SiLU(),
             nn.Linear(emb, emb),
         )
-        self.condition = make_condition_embedding(num_classes, cond_dim, emb)
+        self.condition = make_condition_embedding(num_classes, cond_dim, emb, condition or None)
         widths = [channels * m for m in channel_mult]  # per resolution
         self.stem = nn.Conv2d(c_img, widths[0], 3, padding=1)
         self.down = nn.ModuleList()

@@ -172,7 +172,7 @@ def count_parameters(cfg: TrainConfig, shape: tuple[int, ...]) -> int:
     dim, m = math.prod(shape), cfg.model
     if cfg.method == "planar":  # K planar layers (w, u, b) and the elementwise affine layer
         return cfg.layers * (2 * dim + 1) + 2 * dim
-    if m.name == "mlp":
+    if m.name == "mlp" and not m.condition:  # spec'd encoders are counted by building them
         conditional = bool(m.num_classes or m.cond_dim)
         fan_in = dim + 2 * m.input_features + m.time_embed_dim
         fan_in += m.cond_embed_dim if conditional else 0
@@ -219,7 +219,7 @@ def check_size(
     if cfg.method == "cnf":  # the solver's steps (and stages) are all kept for backward
         per_sample *= 4 * cfg.cnf_steps
     batch_size = batch_size or cfg.batch_size
-    rows = batch_size * chunk_steps(cfg, bool(m.num_classes or m.cond_dim), batch_size)
+    rows = batch_size * chunk_steps(cfg, m.is_conditional(), batch_size)
     nbytes = 4 * (5 * n_params + rows * per_sample)  # weights, EMA, grads, 2 Adam moments
     if cfg.coupling != "independent":  # the OT cost matrices, in float64
         block = cfg.ot_batch if 0 < cfg.ot_batch < batch_size else batch_size
@@ -280,7 +280,7 @@ def build_state(
         model,
         torch.Generator().manual_seed(rank_seed(cfg.seed, job.rank)),
         coupled=method.coupled,
-        conditional=bool(cfg.model.num_classes or cfg.model.cond_dim),
+        conditional=cfg.model.is_conditional(),
         batch_size=batch_size,
     )
     return TrainState(model, ema, optimizer, source, precision=precision)

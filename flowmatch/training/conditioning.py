@@ -1,4 +1,4 @@
-"""Fit a run's model to its data's condition: class count or vector size, recorded in the config."""
+"""Fit a run's model to its data's condition: class count, vector size or spec, in the config."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ def resolve_condition(
 ) -> tuple[TrainConfig, ConditionSpec | None]:
     """Decide whether a run is conditional and write the condition's size into its model config.
 
-    A run is conditional when the data has conditions (class labels, observation vectors)
-    and ``cfg.conditional`` is true. Then ``model.num_classes`` (or ``cond_dim``) is set
-    from the data, or checked against it when the user gave it; otherwise both must stay 0.
+    A run is conditional when the data has conditions (class labels, observation vectors,
+    images, prompts, dicts of them) and ``cfg.conditional`` is true. Then
+    ``model.num_classes`` (or ``cond_dim``) is set from the data, or checked against it when
+    the user gave it; for images, texts and dicts ``model.condition`` is set to the data's
+    spec record (a text's vocabulary included). Otherwise all stay empty.
     The resolved config is what the run folder records, so the model can be rebuilt from it.
 
     Args:
@@ -34,7 +36,7 @@ def resolve_condition(
     spec = dataset.condition if cfg.conditional else None
     m = cfg.model
     if spec is None:
-        if m.num_classes or m.cond_dim:
+        if m.is_conditional():
             why = "has no conditions" if dataset.condition is None else "--no-conditional was given"
             raise FlowmatchError(
                 f"--num-classes/--cond-dim make a conditional model, but {cfg.data} {why}; "
@@ -46,13 +48,20 @@ def resolve_condition(
             f"--method {cfg.method} does not train conditional models, but {cfg.data} has "
             f"{spec.kind} conditions; pass --no-conditional to ignore them"
         )
-    if spec.kind == "vector" and getattr(cfg, "coupling", "independent") != "independent":
+    if spec.kind != "class" and getattr(cfg, "coupling", "independent") != "independent":
         raise FlowmatchError(
             f"--coupling {cfg.coupling} pairs within classes and cannot respect continuous "
             f"conditions such as {cfg.data}'s; use --coupling independent"
         )
     if getattr(cfg, "pairs", ""):
         raise FlowmatchError("--pairs tables carry no conditions; add --no-conditional")
+    if spec.kind not in ("class", "vector"):
+        if m.num_classes or m.cond_dim:
+            raise FlowmatchError(
+                f"{cfg.data} has {spec.kind} conditions; drop --num-classes and --cond-dim"
+            )
+        model = dataclasses.replace(m, condition=spec.to_dict())
+        return dataclasses.replace(cfg, model=model), spec
     field = "num_classes" if spec.kind == "class" else "cond_dim"
     flag = "--" + field.replace("_", "-")
     other = "cond_dim" if field == "num_classes" else "num_classes"

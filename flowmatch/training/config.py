@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowmatch.data.conditions import ConditionSpec
 from flowmatch.errors import FlowmatchError, check_int, check_seed, lookup
 from flowmatch.models import ModelConfig, parse_channel_mult
 
@@ -341,6 +342,14 @@ class TrainConfig:
         check_int(m.cond_dim, "--cond-dim", 0)
         if m.num_classes and m.cond_dim:
             raise FlowmatchError("give --num-classes or --cond-dim, not both")
+        if not isinstance(m.condition, dict):
+            raise FlowmatchError(f"the model's condition record is not a dict: {m.condition!r}")
+        if m.condition:
+            if m.num_classes or m.cond_dim:
+                raise FlowmatchError(
+                    "a model with a condition spec takes no --num-classes or --cond-dim"
+                )
+            ConditionSpec.from_dict(m.condition)  # refuses a damaged record in one line
         if m.cond_embed_dim < 1 or m.channels < 1 or m.levels < 0:
             raise FlowmatchError(
                 f"--cond-embed-dim and --channels must be >= 1 and --levels >= 0, got "

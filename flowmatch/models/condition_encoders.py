@@ -1,0 +1,245 @@
+"""One registry of condition encoders: classes, vectors, images, texts and dicts of named parts.
+
+:func:`make_condition_embedding` builds the encoder of a model's condition from its
+:class:`~flowmatch.data.conditions.ConditionSpec` (the run's config records the spec, so a run
+rebuilds the same encoder). Every encoder maps a batch of stored conditions to e(c) (B, dim)
+and holds a learned null e(∅) for classifier-free guidance; see
+:mod:`~flowmatch.models.conditioning` for the interface.
+
+How to use it, end to end:
+
+- **Data.** A data set sets ``dataset.condition`` to a spec and returns its conditions, one
+  row per sample, in the stored form (``spec.encode(values, n)`` makes it, e.g. from a list
+  of n captions, or from ``{"image": images (n, 3, 32, 32), "instruction": [n strings]}``
+  for ``ConditionSpec.combine({"image": ConditionSpec.image((3, 32, 32)), "instruction":
+  ConditionSpec.text(vocab, 12)})``). :class:`~flowmatch.data.ArrayDataset` takes them as
+  ``cond=`` with ``condition=spec``.
+- **Model.** Training writes the spec into ``ModelConfig.condition`` (kinds image, text and
+  dict; classes and vectors keep ``num_classes`` / ``cond_dim``) and the velocity network
+  builds its encoder here, at its time-embedding size; text and image encoders train jointly
+  with the velocity field.
+- **Sampling.** ``flow.sample(n, cond=value, guidance=w)`` with value a prompt, an image, a
+  dict of parts...: ``flow.check_condition`` encodes and checks it once (a missing part, an
+  image of the wrong size: one-line :class:`~flowmatch.errors.FlowmatchError`; unknown words
+  are fine and become ``<unk>``), and guidance drops the whole condition to e(∅).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from flowmatch.data.conditions import ConditionSpec
+from flowmatch.errors import FlowmatchError, lookup
+from flowmatch.models.conditioning import ClassEmbedding, ConditionEmbedding, VectorEmbedding
+
+__all__ = [
+    "CONDITION_ENCODERS",
+    "DictEncoder",
+    "ImageEncoder",
+    "TextEncoder",
+    "make_condition_embedding",
+]
+
+
+class SpecEncoder(ConditionEmbedding):
+    """An encoder whose conditions a :class:`ConditionSpec` describes, checked by it."""
+
+    spec: ConditionSpec
+
+    def _check_shape(self, cond: Tensor, batch: int) -> None:
+        want = (batch, *self.spec.shape) if self.spec.kind == "image" else (batch, self.spec.size)
+        if tuple(cond.shape) != want:
+            raise FlowmatchError(
+                f"{self.spec.kind} conditions must have shape {want}, got {tuple(cond.shape)}"
+            )
+
+    def check(self, cond, n: int) -> Tensor:
+        """The user's condition(s) for n samples, encoded and checked by the spec."""
+        return self.spec.encode(cond, n)
+
+
+class ImageEncoder(SpecEncoder):
+    """e(c) for images c (B, C, H, W) by a small CNN: two stride-2 convolutions, a linear map.
+
+    The feature map is pooled to at most 8x8 and flattened, not averaged away, so where things
+    are in the image (a goal, an obstacle) reaches e(c).
+
+    Args:
+        spec: an ``image`` condition spec.
+        dim: embedding size.
+        channels: channels of the first convolution (the second has twice as many).
+
+    Example:
+        >>> enc = ImageEncoder(ConditionSpec.image((3, 32, 32)), dim=16)
+        >>> enc(torch.rand(2, 3, 32, 32), 2).shape
+        torch.Size([2, 16])
+    """
+
+    kind = "image"
+
+    def __init__(self, spec: ConditionSpec, dim: int, channels: int = 16) -> None:
+        super().__init__()
+        self.spec, self.dim = spec, int(dim)
+        c, h, w = spec.shape
+        pooled = (min(8, (h + 3) // 4), min(8, (w + 3) // 4))
+        self.net = nn.Sequential(
+            nn.Conv2d(c, channels, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(pooled),
+            nn.Flatten(),
+            nn.Linear(2 * channels * pooled[0] * pooled[1], dim),
+        )
+        self.null_embedding = nn.Parameter(torch.zeros(dim))
+
+    def null(self) -> Tensor:
+        return self.null_embedding
+
+    def embed(self, cond: Tensor) -> Tensor:
+        return self.net(cond.to(self.null_embedding.dtype))  # (B, dim)
+
+
+class TextEncoder(SpecEncoder):
+    """e(c) for token ids c (B, L) by a small transformer; e(c) is its summary token's output.
+
+    A learned summary token is put before the words (so an empty prompt has an embedding
+    too), words and positions are embedded, padding is masked out of attention, and the
+    summary token's final state is mapped to ``dim``.
+
+    Args:
+        spec: a ``text`` condition spec (its vocabulary size and length L).
+        dim: embedding size.
+        width: the transformer's model size.
+        layers: transformer layers.
+        heads: attention heads.
+
+    References:
+        Vaswani et al., "Attention Is All You Need" (2017); Devlin et al., "BERT: Pre-training
+        of Deep Bidirectional Transformers for Language Understanding" (2019), the summary token.
+
+    Example:
+        >>> from flowmatch.data.text import Vocabulary
+        >>> spec = ConditionSpec.text(Vocabulary.build(["a thick seven"]), length=6)
+        >>> enc = TextEncoder(spec, dim=16)
+        >>> enc(enc.check("a thick one", 3), 3).shape
+        torch.Size([3, 16])
+    """
+
+    kind = "text"
+
+    def __init__(
+        self, spec: ConditionSpec, dim: int, width: int = 64, layers: int = 2, heads: int = 4
+    ) -> None:
+        super().__init__()
+        self.spec, self.dim = spec, int(dim)
+        self.tokens = nn.Embedding(len(spec.vocab), width, padding_idx=0)
+        self.positions = nn.Parameter(torch.randn(spec.size + 1, width) * 0.02)
+        self.summary = nn.Parameter(torch.randn(width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
+        self.null_embedding = nn.Parameter(torch.zeros(dim))
+
+    def null(self) -> Tensor:
+        return self.null_embedding
+
+    def embed(self, cond: Tensor) -> Tensor:
+        b = cond.shape[0]
+        h = torch.cat([self.summary.expand(b, 1, -1), self.tokens(cond)], dim=1)  # (B, L+1, W)
+        h = h + self.positions
+        pad = torch.cat([cond.new_zeros(b, 1, dtype=torch.bool), cond == 0], dim=1)  # (B, L+1)
+        h = self.transformer(h, src_key_padding_mask=pad)  # (B, L+1, W)
+        return self.out(h[:, 0])  # (B, dim)
+
+
+class DictEncoder(SpecEncoder):
+    """e(c) for a dict of named parts: each part by its own encoder, combined by an MLP.
+
+    e(c) = MLP([e_1(c_1), ..., e_k(c_k)]) over the concatenated part embeddings, and the null
+    is the same map of the parts' nulls, e(∅) = MLP([e_1(∅), ..., e_k(∅)]): guidance drops
+    the whole condition at once.
+
+    Args:
+        spec: a ``dict`` condition spec.
+        dim: embedding size (of each part's embedding and of e(c)).
+
+    Example:
+        >>> spec = ConditionSpec.combine(
+        ...     {"image": ConditionSpec.image((3, 8, 8)), "goal": ConditionSpec("class", 2)}
+        ... )
+        >>> enc = DictEncoder(spec, dim=16)
+        >>> c = enc.check({"image": torch.rand(3, 8, 8), "goal": 1}, 5)
+        >>> enc(c, 5).shape
+        torch.Size([5, 16])
+    """
+
+    kind = "dict"
+
+    def __init__(self, spec: ConditionSpec, dim: int) -> None:
+        super().__init__()
+        self.spec, self.dim = spec, int(dim)
+        self.parts = nn.ModuleDict(
+            {name: make_condition_embedding(0, 0, dim, part) for name, part in spec.parts}
+        )
+        k = len(spec.parts)
+        self.combine = nn.Sequential(nn.Linear(k * dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def null(self) -> Tensor:
+        nulls = torch.cat([enc.null() for enc in self.parts.values()])  # (k * dim,)
+        return self.combine(nulls[None])[0]
+
+    def embed(self, cond: Tensor) -> Tensor:
+        parts = self.spec.unpack(cond)
+        e = torch.cat([enc.embed(parts[name]) for name, enc in self.parts.items()], dim=1)
+        return self.combine(e)  # (B, dim)
+
+
+CONDITION_ENCODERS: dict[str, Callable[[ConditionSpec, int], ConditionEmbedding]] = {
+    "class": lambda spec, dim: ClassEmbedding(spec.size, dim),
+    "vector": lambda spec, dim: VectorEmbedding(spec.size, dim),
+    "image": ImageEncoder,
+    "text": TextEncoder,
+    "dict": DictEncoder,
+}
+"""Condition kind -> the encoder built for it, ``(spec, dim) -> ConditionEmbedding``."""
+
+
+def make_condition_embedding(
+    num_classes: int, cond_dim: int, dim: int, spec: ConditionSpec | dict | None = None
+) -> ConditionEmbedding | None:
+    """The encoder of a model's condition, or None for an unconditional model.
+
+    Args:
+        num_classes: K > 0 for class labels, else 0.
+        cond_dim: d > 0 for condition vectors, else 0.
+        dim: embedding size.
+        spec: the condition's spec (or its record), for any kind; then ``num_classes`` and
+            ``cond_dim`` must be 0.
+
+    Example:
+        >>> make_condition_embedding(10, 0, 8).kind, make_condition_embedding(0, 0, 8)
+        ('class', None)
+    """
+    if num_classes < 0 or cond_dim < 0:
+        raise ValueError(f"num_classes and cond_dim must be >= 0, got {num_classes} and {cond_dim}")
+    if sum(bool(x) for x in (num_classes, cond_dim, spec)) > 1:
+        raise ValueError(
+            f"a model takes class labels, condition vectors or a condition spec, not both "
+            f"(got num_classes={num_classes}, cond_dim={cond_dim}, spec={bool(spec)}); "
+            "keep one of them"
+        )
+    if isinstance(spec, dict):
+        spec = ConditionSpec.from_dict(spec)
+    if num_classes:
+        spec = ConditionSpec("class", num_classes)
+    elif cond_dim:
+        spec = ConditionSpec("vector", cond_dim)
+    if spec is None:
+        return None
+    return lookup(CONDITION_ENCODERS, spec.kind, "condition kind")(spec, dim)
