@@ -24,12 +24,21 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from flowmatch.data.conditions import ConditionSpec
+from flowmatch.data.text import Vocabulary
 from flowmatch.envs.camera import Camera, Disc
-from flowmatch.envs.instructions import GOALS, MEANINGS, Instruction, parse, say
+from flowmatch.envs.instructions import GOALS, MEANINGS, Instruction, parse, phrasings, say
 from flowmatch.envs.point_robot import PointRobot, Rollout
 from flowmatch.errors import FlowmatchError, check_int
 
-__all__ = ["GOAL_COLORS", "InstructedRobot", "InstructedRollout", "episode_instructions"]
+__all__ = [
+    "GOAL_COLORS",
+    "InstructedRobot",
+    "InstructedRollout",
+    "condition_spec",
+    "episode_instructions",
+    "instruction_dataset",
+]
 
 GOAL_COLORS = {"red": (1.0, 0.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 ROBOT_COLOR = (0.0, 1.0, 0.0)
@@ -288,3 +297,47 @@ def passing_side(paths: Tensor) -> Tensor:
 
 def _lerp(bounds: tuple[float, float], u: float) -> float:
     return bounds[0] + (bounds[1] - bounds[0]) * u
+
+
+INSTRUCTION_LENGTH = 12
+"""Most words of an instruction the policy reads (the longest phrasing has 11)."""
+
+
+def condition_spec(env: InstructedRobot | None = None) -> ConditionSpec:
+    """The policy's condition: {"image": (3, H, W) picture, "instruction": a string}.
+
+    The instruction's vocabulary holds every word of the training phrasings, so it does not
+    depend on which phrasings a draw of demonstrations happened to use; words of held-out
+    phrasings that training never used become ``<unk>``.
+    """
+    env = env or InstructedRobot()
+    texts = [say(m, k) for m in MEANINGS for k in range(len(phrasings(m.kind)))]
+    return ConditionSpec.combine(
+        {
+            "image": ConditionSpec.image(env.camera.shape),
+            "instruction": ConditionSpec.text(Vocabulary.build(texts), INSTRUCTION_LENGTH),
+        }
+    )
+
+
+def instruction_dataset(situations: int = 100, seed: int = 0):
+    """The built-in data set ``point-robot-instructed``: chunks (N, 20) given {image, instruction}.
+
+    Each sample x is a flattened action chunk of :meth:`InstructedRobot.demonstrations` and
+    its condition c the picture it was planned from with the instruction it follows, packed
+    as :func:`condition_spec` says; 10% of the triples are held out.
+    """
+    from flowmatch.data import ArrayDataset
+
+    env = InstructedRobot()
+    images, texts, chunks = env.demonstrations(situations, seed)
+    spec = condition_spec(env)
+    cond = spec.encode({"image": images, "instruction": texts}, chunks.shape[0])
+    return ArrayDataset(
+        chunks,
+        "point-robot-instructed",
+        holdout_fraction=0.1,
+        split_seed=0,
+        cond=cond,
+        condition=spec,
+    )

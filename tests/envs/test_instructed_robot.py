@@ -145,3 +145,45 @@ def test_instructed_rollouts_figure(tmp_path):
     r = ENV.expert_rollout([0, 1, 2], texts)
     path = plot_instructed_rollouts({texts[0]: r, "": r}, ENV, tmp_path / "r.png")
     assert path.stat().st_size > 1000
+
+
+def test_the_data_set_packs_pictures_and_instructions_that_unpack_to_the_demos():
+    from flowmatch.envs.instructed_robot import condition_spec, instruction_dataset
+
+    data = instruction_dataset(situations=3, seed=0)
+    images, texts, chunks = ENV.demonstrations(3, seed=0)
+    spec = data.condition
+    assert spec == condition_spec() and spec.part_names == ("image", "instruction")
+    x = torch.cat([data.train_data, data.test_data])  # (N, 20)
+    assert x.shape == chunks.shape
+    parts = spec.unpack(torch.cat([data.train_cond, data.test_cond]))
+    decoded = spec.parts[1][1].vocabulary.decode(parts["instruction"])
+
+    def rows(imgs, txts, acts):  # every (picture, instruction, chunk) triple, as a sortable key
+        pics = (imgs.flatten(1) * torch.arange(imgs[0].numel())).sum(dim=1).round(decimals=2)
+        return sorted(zip(pics.tolist(), txts, acts.round(decimals=4).tolist(), strict=True))
+
+    assert rows(parts["image"], decoded, x) == rows(images, texts, chunks)
+
+
+def test_a_policy_refuses_bad_conditions_in_one_line():
+    from flowmatch.envs import RegressionPolicy
+    from flowmatch.envs.instructed_robot import condition_spec
+    from flowmatch.models import make_condition_embedding
+
+    encoder = make_condition_embedding(0, 0, 8, condition_spec())
+    policy = RegressionPolicy(0, ENV.action_dim, width=16, depth=1, encoder=encoder)
+    pos, goals = ENV.reset([0, 1])
+    good = ENV.observe(pos, goals, ["go to the red goal", "go left, quickly"])  # unknown words
+    assert policy(good).shape == (2, ENV.action_dim)
+    bad = {
+        "image of the wrong size": {**good, "image": good["image"][:, :, :16]},
+        "lacks part 'instruction'": {"image": good["image"]},
+        "unknown part 'speed'": {**good, "speed": torch.ones(2)},
+        "list of 2 prompts": {**good, "instruction": ["go to the red goal"] * 3},
+    }
+    for what, cond in bad.items():
+        with pytest.raises(FlowmatchError) as err:
+            policy(cond)
+        assert "\n" not in str(err.value), what
+        assert what.split()[-1].strip("'") in str(err.value) or "shape" in str(err.value), what
