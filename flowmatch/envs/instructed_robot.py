@@ -1,7 +1,10 @@
 """The point robot seen by a camera and told what to do: two goals, one obstacle, instructions.
 
 The scene of :class:`~flowmatch.envs.PointRobot` gains a second goal: a red one and a blue one,
-one above the obstacle's center line and one below it, which colour where drawn per episode.
+each anywhere in the goal region, at least ``goal_gap`` apart, drawn per episode. (Were the
+goals always on opposite sides of the center line, the named goal's height would be an XOR of
+the colour word and of which colour is on top, uncorrelated with either alone: gradient
+descent then sits on a plateau for thousands of steps before it binds words to pictures.)
 The robot observes the scene only through its camera (:class:`~flowmatch.envs.camera.Camera`):
 a (3, H, W) picture of the grey obstacle, the two goals in their colours and itself in green.
 It is told an instruction (:mod:`flowmatch.envs.instructions`) such as "go to the blue goal"
@@ -98,7 +101,8 @@ class InstructedRobot:
     Attributes:
         robot: dynamics, obstacle, start region and the expert's waypoints.
         camera: how the scene is drawn.
-        goal_y: range of |y| of the goals; one is above the center line, one below.
+        goal_y: the goals' y lies in [-goal_y, goal_y].
+        goal_gap: the least vertical distance between the two goals.
         robot_radius: drawn radius of the robot (it moves as a point).
 
     Example:
@@ -110,7 +114,8 @@ class InstructedRobot:
 
     robot: PointRobot = field(default_factory=PointRobot)
     camera: Camera = field(default_factory=Camera)
-    goal_y: tuple[float, float] = (0.15, 0.45)
+    goal_y: float = 0.45
+    goal_gap: float = 0.35
     robot_radius: float = 0.08
 
     @property
@@ -121,18 +126,24 @@ class InstructedRobot:
     def reset(self, seeds: list[int] | Tensor) -> tuple[Tensor, Tensor]:
         """Start positions (E, 2) and goal positions (E, 2, 2), each episode from its seed.
 
-        Starts are drawn as in :meth:`PointRobot.reset`; the goals have x in the robot's
-        ``goal_x`` and |y| in ``goal_y``, one above and one below, with a fair coin for
-        which of red and blue is the upper one.
+        Starts are drawn as in :meth:`PointRobot.reset`; the goals have x uniform in the
+        robot's ``goal_x``. One goal's y is uniform in [-goal_y, goal_y], the other's uniform
+        over the part of that range at least ``goal_gap`` away from it, and a fair coin says
+        which of them is red.
         """
         r = self.robot
         starts, goals = [], []
         for seed in [int(s) for s in seeds]:
             u = torch.rand(7, generator=torch.Generator().manual_seed(seed)).tolist()
             starts.append([_lerp(r.start_x, u[0]), r.start_y * (2 * u[1] - 1)])
-            upper = [_lerp(r.goal_x, u[2]), _lerp(self.goal_y, u[3])]
-            lower = [_lerp(r.goal_x, u[4]), -_lerp(self.goal_y, u[5])]
-            goals.append([upper, lower] if u[6] < 0.5 else [lower, upper])
+            h, gap = self.goal_y, self.goal_gap
+            y1 = _lerp((-h, h), u[3])
+            below = max(0.0, y1 - gap + h)  # room for the other goal under the first
+            room = below + max(0.0, h - y1 - gap)  # and over it
+            v = u[5] * room
+            y2 = -h + v if v < below else y1 + gap + (v - below)
+            first, second = [_lerp(r.goal_x, u[2]), y1], [_lerp(r.goal_x, u[4]), y2]
+            goals.append([first, second] if u[6] < 0.5 else [second, first])
         return torch.tensor(starts), torch.tensor(goals)
 
     def render(self, pos: Tensor, goals: Tensor) -> Tensor:
