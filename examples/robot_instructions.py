@@ -1,6 +1,6 @@
 """A point robot that sees through a camera and follows spoken instructions, by flow matching.
 
-    python examples/robot_instructions.py                  # about 15 minutes on one CPU core
+    python examples/robot_instructions.py                  # about 12 minutes on one CPU core
     python examples/robot_instructions.py --steps 500      # a quicker, rougher run
 
 The robot must pass a round obstacle to reach a red or a blue goal. It sees the scene only as
@@ -56,7 +56,7 @@ PANELS = [
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/robot-instructions"))
-    p.add_argument("--steps", type=int, default=3000, help="training steps of each policy")
+    p.add_argument("--steps", type=int, default=2000, help="training steps of each policy")
     p.add_argument("--episodes", type=int, default=240, help="seeded evaluation episodes")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -75,7 +75,7 @@ def main() -> None:
     cfg = flowmatch.TrainConfig(
         data="point-robot-instructed",
         steps=args.steps,
-        batch_size=256,
+        batch_size=128,
         model=flowmatch.ModelConfig(width=256, depth=3),
         seed=args.seed,
         log_every=max(1, args.steps // 10),
@@ -89,7 +89,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     encoder = make_condition_embedding(0, 0, 64, data.condition)  # the same CNN and words
     regression = fit_regression_policy(
-        data.train_cond, data.train_data, steps=args.steps, seed=args.seed, encoder=encoder
+        data.train_cond,
+        data.train_data,
+        steps=args.steps,
+        batch_size=128,
+        seed=args.seed,
+        encoder=encoder,
     )
     print(f"regression policy trained in {time.perf_counter() - start:.0f}s")
 

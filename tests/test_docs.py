@@ -35,7 +35,11 @@ TIMEOUT = 300  # seconds per session
 EXPECTED = {
     "README.md": ["torch.Size([1000, 2])", "data floor"],
     "docs/benchmarks.md": ["256 rows in blocks of 16:", "256 rows in blocks of 64:"],
-    "docs/conditional.md": ["guided threes (16, 1, 8, 8)", "(8, 20) success"],
+    "docs/conditional.md": [
+        "guided threes (16, 1, 8, 8)",
+        "(8, 20) success",
+        "expert success 1.00, followed 1.00",
+    ],
     "docs/flow-matching.md": ["heun NFE 8: W2", "student samples (500, 2)"],
     "docs/index.md": ["NFE 8", "torch.Size([4]) torch.Size([4, 2])"],
     "docs/likelihood.md": ["Hutchinson", "(1000, 2) (1000,)", "CNF after 30 steps"],
