@@ -89,12 +89,15 @@ class Camera:
         """
         if not discs:
             raise FlowmatchError("a scene needs at least one object to render")
-        grid = self.pixel_centers()  # (H, W, 2)
+        x = self.x_min + (torch.arange(self.width) + 0.5) * self.pixel  # (W,) column centers
+        y = self.y_max - (torch.arange(self.height) + 0.5) * self.pixel  # (H,) row centers
         e = discs[0].center.shape[0]
         image = torch.zeros(e, 3, self.height, self.width)
         for disc in discs:
-            d = (grid[None] - disc.center[:, None, None, :]).norm(dim=-1)  # (E, H, W)
+            dx = x[None, None, :] - disc.center[:, 0, None, None]  # (E, 1, W)
+            dy = y[None, :, None] - disc.center[:, 1, None, None]  # (E, H, 1)
+            d = (dx.square() + dy.square()).sqrt()  # (E, H, W)
             cover = ((disc.radius - d) / self.pixel + 0.5).clamp(0.0, 1.0)[:, None]
             color = torch.tensor(disc.color).view(1, 3, 1, 1)
-            image = (1 - cover) * image + cover * color
+            image.mul_(1 - cover).add_(cover * color)  # paint over what is there
         return image
