@@ -41,6 +41,7 @@ EXPECTED = {
         "dict condition (4, 3080) (4, 64)",
         "refused: the condition['camera']: this model takes images of shape (3, 32, 32)",
         "(8, 20) success",
+        "expert success 1.00, followed 1.00",
     ],
     "docs/flow-matching.md": ["heun NFE 8: W2", "student samples (500, 2)"],
     "docs/index.md": ["NFE 8", "torch.Size([4]) torch.Size([4, 2])"],

@@ -284,6 +284,8 @@ DATASETS["fashion-mnist"] = _lazy("flowmatch.data.images", "fashion_mnist")
 DATASETS["digits-captions"] = _lazy("flowmatch.data.captions", "digits_captions")
 DATASETS["fashion-captions"] = _lazy("flowmatch.data.captions", "fashion_captions")
 DATASETS["point-robot"] = _lazy("flowmatch.envs.point_robot", "demonstration_dataset")
+# ... and seen by a camera, told an instruction (condition: {image, instruction})
+DATASETS["point-robot-instructed"] = _lazy("flowmatch.envs.instructed_robot", "instruction_dataset")
 # 64-D vectors of 17 grey levels for density estimation, dequantized (see data/digits.py)
 DATASETS["digits"] = _lazy("flowmatch.data.digits", "DigitsDataset")
 

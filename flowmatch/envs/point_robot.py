@@ -245,11 +245,35 @@ class PointRobot:
         Returns:
             The :class:`Rollout`.
         """
+        pos, goal = self.reset(seeds)
+        success, collision, steps, paths = self.execute_chunks(
+            lambda p: policy(self.observe(p, goal)), pos, lambda p: self.reached(p, goal)
+        )
+        return Rollout(success, collision, steps, paths, goal)
+
+    def execute_chunks(
+        self,
+        plan: Callable[[Tensor], Tensor],
+        pos: Tensor,
+        arrived: Callable[[Tensor], Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The closed loop: plan a chunk, carry out its first ``execute`` actions, repeat.
+
+        An episode ends on a collision (the colliding step is not carried out), when
+        ``arrived`` says so, or after ``max_steps`` steps.
+
+        Args:
+            plan: positions (E, 2) -> action chunks (E, horizon * 2) or (E, horizon, 2).
+            pos: start positions (E, 2).
+            arrived: positions (E, 2) -> (E,) bool, the episode succeeded there.
+
+        Returns:
+            success (E,) bool, collision (E,) bool, steps (E,) long and paths (E, T + 1, 2).
+        """
         if not 1 <= self.execute <= self.horizon:
             raise FlowmatchError(
                 f"execute must be in 1..horizon={self.horizon}, got {self.execute}"
             )
-        pos, goal = self.reset(seeds)
         e = pos.shape[0]
         done = torch.zeros(e, dtype=torch.bool)
         success, collision = done.clone(), done.clone()
@@ -257,7 +281,7 @@ class PointRobot:
         path = [pos]
         t = 0
         while t < self.max_steps and not bool(done.all()):
-            chunk = policy(self.observe(pos, goal)).detach().float().reshape(e, -1, 2)
+            chunk = plan(pos).detach().float().reshape(e, -1, 2)
             if chunk.shape[1] < self.execute:
                 raise FlowmatchError(
                     f"the policy returned {chunk.shape[1]} actions per chunk, fewer than "
@@ -268,12 +292,12 @@ class PointRobot:
                 live = ~done
                 collision |= live & hit
                 pos = torch.where((live & ~hit)[:, None], new, pos)
-                success |= live & ~hit & self.reached(pos, goal)
+                success |= live & ~hit & arrived(pos)
                 steps += live.long()
                 done = success | collision
                 path.append(pos)
                 t += 1
-        return Rollout(success, collision, steps, torch.stack(path, dim=1), goal)
+        return success, collision, steps, torch.stack(path, dim=1)
 
 
 def _lerp(bounds: tuple[float, float], u: Tensor) -> float:

@@ -15,12 +15,13 @@ from flowmatch.viz.figures import (
 from flowmatch.viz.grids import image_grid_bytes, plot_density, save_image_grid
 from flowmatch.viz.nfe import plot_w2_nfe
 from flowmatch.viz.oracle import plot_oracle_error
-from flowmatch.viz.robot import plot_rollouts
+from flowmatch.viz.robot import plot_instructed_rollouts, plot_rollouts
 
 __all__ = [
     "animate_path",
     "image_grid_bytes",
     "plot_density",
+    "plot_instructed_rollouts",
     "plot_loss",
     "plot_oracle_error",
     "plot_path_snapshots",
