@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runs at once, one thread each")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
-        "--tables", type=Path, nargs="+", help="print the tables of saved --json files, train nothing"
+        "--tables", type=Path, nargs="+", help="print the tables of saved --json files only"
     )
     args = parser.parse_args()
     if args.tables:

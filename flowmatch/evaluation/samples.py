@@ -20,8 +20,8 @@ from flowmatch.metrics import mmd, wasserstein2
 __all__ = [
     "CURVE_STEPS",
     "DEFAULT_SETTINGS",
-    "EvalRow",
     "FEW_STEP",
+    "EvalRow",
     "SolverSetting",
     "evaluate_flow",
     "flow_path_statistics",
