@@ -148,7 +148,7 @@ def print_tables(results: list[dict[str, Any]], candidates: list[str], solvers: 
     cols = ["euler 100", "euler 4", "heun 4"]
     print("\n| candidate | data | seed | floor | " + " | ".join(f"{c} / floor" for c in cols)
           + " | dopri5 NFE | train CPU s |")  # fmt: skip
-    print("|---" * (7 + len(cols) - 2) + "|")
+    print("|---" * (6 + len(cols)) + "|")
     for r in sorted(results, key=lambda r: (candidates.index(r["candidate"]), r["data"])):
         cells = [r["candidate"], r["data"], str(r["seed"]), f"{r['floor']:.3f}"]
         cells += [f"{r['w2'][c] / r['floor']:.2f}" for c in cols]

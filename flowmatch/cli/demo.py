@@ -31,11 +31,11 @@ def result_lines(table: dict[str, Any]) -> list[str]:
 
     Example:
         >>> row = {"solver": "euler", "steps": 100, "nfe": 100, "w2": 0.11}
-        >>> few = {"solver": "midpoint", "steps": 2, "nfe": 4, "w2": 0.2}
+        >>> few = {"solver": "heun", "steps": 2, "nfe": 4, "w2": 0.2}
         >>> for line in result_lines({"rows": [row, few], "floor": {"w2": 0.1}}):
         ...     print(line)
-        100 NFE (euler, 100 steps):  W2 0.1100 = 1.10x the data floor 0.1000
-          4 NFE (midpoint, 2 steps): W2 0.2000 = 2.00x the data floor 0.1000
+        100 NFE (euler, 100 steps): W2 0.1100 = 1.10x the data floor 0.1000
+          4 NFE (heun, 2 steps):    W2 0.2000 = 2.00x the data floor 0.1000
     """
     from flowmatch.evaluation.samples import FEW_STEP
 

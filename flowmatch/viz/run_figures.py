@@ -174,7 +174,7 @@ def _density_figures(
 
 
 def _solver_label(options: dict[str, Any], nfe: int) -> str:
-    """``midpoint, 2 steps (4 NFE)``, or ``dopri5 (86 NFE)`` for an adaptive solver."""
+    """``heun, 2 steps (4 NFE)``, or ``dopri5 (86 NFE)`` for an adaptive solver."""
     from flowmatch.solvers import SOLVERS
 
     solver = options.get("solver", "midpoint")
