@@ -20,6 +20,7 @@ from flowmatch.metrics import mmd, wasserstein2
 __all__ = [
     "CURVE_STEPS",
     "DEFAULT_SETTINGS",
+    "FEW_STEP",
     "EvalRow",
     "SolverSetting",
     "evaluate_flow",
@@ -58,11 +59,18 @@ DEFAULT_SETTINGS: tuple[SolverSetting, ...] = (
     SolverSetting("euler", 4),
     SolverSetting("euler", 8),
     SolverSetting("euler", 100),
+    SolverSetting("heun", 2),
     SolverSetting("heun", 4),
     SolverSetting("midpoint", 50),
     SolverSetting("rk4", 5),
     SolverSetting("dopri5"),
 )
+
+
+FEW_STEP = SolverSetting("heun", 2)
+"""The few-step setting shown beside the 100-NFE samples (``flowmatch demo``, samples.png):
+4 NFE, the best of Euler 4, midpoint 2, Heun 2 and rk4 1 on moons with the default training
+(benchmarks/bench_defaults.py --solvers; docs/benchmarks.md, "Defaults")."""
 
 
 @dataclass

@@ -62,9 +62,11 @@ class ModelConfig:
     activation: str = field(default="silu", metadata={"help": "activation function"})
     time_embed_dim: int = field(default=32, metadata={"help": "size of the time embedding"})
     # the largest angular frequency of the time embedding; high ones let v vary fast in t,
-    # which fixed-step and adaptive solvers must then resolve (see benchmarks/bench_likelihood)
+    # which fixed-step and adaptive solvers must then resolve: on the 2-D sets 1000 cost
+    # dopri5 ~5x the NFE of 30 at the same W2 (benchmarks/bench_defaults.py); runs saved
+    # without the field keep 1000 (config.MODEL_FIELDS_ADDED_LATER)
     time_max_freq: float = field(
-        default=1000.0,
+        default=30.0,
         metadata={
             "help": "largest angular frequency of the time embedding (lower: v smoother in t)"
         },

@@ -25,7 +25,7 @@ class SinusoidalTimeEmbedding(nn.Module):
         High Frequency Functions in Low Dimensional Domains (Tancik et al., 2020).
     """
 
-    def __init__(self, dim: int = 32, max_freq: float = 1000.0) -> None:
+    def __init__(self, dim: int = 32, max_freq: float = 30.0) -> None:
         super().__init__()
         if dim < 2 or dim % 2:
             raise ValueError(f"time embedding size must be an even number >= 2, got {dim}")

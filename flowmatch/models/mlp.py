@@ -63,7 +63,7 @@ class MLPVelocity(VelocityModel):
         depth: int = 3,
         activation: str = "silu",
         time_embed_dim: int = 32,
-        time_max_freq: float = 1000.0,
+        time_max_freq: float = 30.0,
         num_classes: int = 0,
         cond_dim: int = 0,
         cond_embed_dim: int = 64,

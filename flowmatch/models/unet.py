@@ -153,7 +153,7 @@ class UNetVelocity(VelocityModel):
         channels: int = 32,
         levels: int = 2,
         time_embed_dim: int = 32,
-        time_max_freq: float = 1000.0,
+        time_max_freq: float = 30.0,
         num_classes: int = 0,
         cond_dim: int = 0,
         channel_mult: tuple[int, ...] | None = None,

@@ -71,9 +71,15 @@ def check_device_name(name: object) -> str:
     return name
 
 
-FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0}
-"""Fields whose default is not what runs saved before the field existed did: such a run gets
-this value, so it resumes as it trained (OT couplings solved the whole batch at once)."""
+FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0, "time_sampling": "uniform"}
+"""Fields whose default is not what runs saved without them did: such a run gets this value,
+so it resumes as it trained (OT couplings solved the whole batch at once; times were uniform
+before the measured defaults of docs/benchmarks.md, "Defaults")."""
+
+MODEL_FIELDS_ADDED_LATER: dict[str, Any] = {"time_max_freq": 1000.0}
+"""The same for the model config: the time embedding's frequency cap was 1000 before it was a
+field, and the default moved to a measured value later (docs/benchmarks.md, "Defaults"), so a
+saved model without the field rebuilds the network it trained."""
 
 
 @dataclass
@@ -119,7 +125,7 @@ class TrainConfig:
         default=0.999, metadata={"help": "decay of the weight EMA used for sampling"}
     )
     time_sampling: str = field(
-        default="uniform", metadata={"help": "distribution of training times t"}
+        default="logit-normal", metadata={"help": "distribution of training times t"}
     )
     logit_normal_mean: float = field(
         default=0.0, metadata={"help": "mean of the logit-normal time distribution"}
@@ -288,7 +294,7 @@ class TrainConfig:
             raise FlowmatchError(
                 f"run config has unknown model fields {sorted(set(d['model']) - mknown)}"
             )
-        d["model"] = ModelConfig(**d.get("model", {}))
+        d["model"] = ModelConfig(**(MODEL_FIELDS_ADDED_LATER | d.get("model", {})))
         cfg = cls(**d)
         cfg.validate(here=False)
         return cfg

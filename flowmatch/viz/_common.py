@@ -135,6 +135,19 @@ def _new_figure(
     return fig, list(axes.ravel())
 
 
+def _panel_2d(lims: np.ndarray, width: float, extra: float = 0.6) -> tuple[float, float]:
+    """The (width, height) in inches of a panel whose equal-aspect box has the shape of
+    ``lims`` (2, 2), so wide data (moons) is not drawn in a square of empty space.
+
+    ``extra`` is the height the title and tick labels take. The aspect is capped at 1:3 either
+    way, so a nearly flat cloud still gets a readable panel.
+    """
+    span = lims[:, 1] - lims[:, 0]
+    ratio = float(np.clip(span[1] / max(span[0], 1e-12), 1 / 3, 3.0))
+    inner = width - 0.5  # tick labels on the left
+    return width, inner * ratio + extra
+
+
 def _frame_2d(ax: Axes, lims: np.ndarray) -> None:
     ax.set_xlim(*lims[0])
     ax.set_ylim(*lims[1])

@@ -39,6 +39,7 @@ from flowmatch.viz._common import (
     _marker_style,
     _n_bins,
     _new_figure,
+    _panel_2d,
     _points,
     _save_figure,
     _scatter,
@@ -54,15 +55,27 @@ __all__ = ["plot_loss", "plot_path_snapshots", "plot_samples", "plot_trajectorie
 
 
 def plot_samples(
-    data: Any, samples: Any, path: PathLike, title: str | None = None, *, overwrite: bool = True
+    data: Any,
+    samples: Any,
+    path: PathLike,
+    title: str | None = None,
+    *,
+    label: str = "model samples",
+    more: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Draw data (left) and model samples (right) side by side on the same axis limits.
+
+    In 2-D each panel takes the shape of the points' box, so wide or tall data fills it.
 
     Args:
         data: reference points x1, shape (N, D) (or (N,) for D = 1).
         samples: model samples, shape (M, D) with the same D.
         path: output file; the suffix picks the format (png, pdf, svg, ...).
-        title: optional title over both panels.
+        title: optional title over all panels.
+        label: the title of the samples' panel, e.g. the solver that drew them.
+        more: further panels, title -> samples (M', D), drawn to the right in order, e.g.
+            the same model with a few-step solver.
         overwrite: replace an existing file; if False, refuse one (``FileExistsError``).
 
     Returns:
@@ -73,43 +86,53 @@ def plot_samples(
         >>> rng = np.random.default_rng(0)
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     out = plot_samples(rng.normal(size=(500, 2)), rng.normal(size=(500, 2)),
-        ...                        f"{tmp}/samples.png", title="example")
+        ...                        f"{tmp}/samples.png", title="example",
+        ...                        more={"4 steps": rng.normal(size=(500, 2))})
         ...     out.stat().st_size > 0
         True
     """
     x1 = _points(data, "data")
-    xs = _points(samples, "samples")
-    if x1.shape[1] != xs.shape[1]:
-        raise FlowmatchError(
-            f"data has {x1.shape[1]} dims but samples have {xs.shape[1]}; they must match"
-        )
+    panels = {label: _points(samples, "samples")}
+    for name, xs in (more or {}).items():
+        panels[name] = _points(xs, f"samples {name!r}")
+    for name, xs in panels.items():
+        if x1.shape[1] != xs.shape[1]:
+            raise FlowmatchError(
+                f"data has {x1.shape[1]} dims but {name} have {xs.shape[1]}; they must match"
+            )
     d = x1.shape[1]
-    fig, (ax_data, ax_model) = _new_figure(2)
+    everything = np.concatenate([x1, *panels.values()])
     if d == 1:
-        lo, hi = _limits(np.concatenate([x1, xs]))[0]
-        edges = np.linspace(lo, hi, _n_bins(max(len(x1), len(xs))) + 1)
+        fig, (ax_data, *ax_models) = _new_figure(1 + len(panels))
+        lo, hi = _limits(everything)[0]
+        edges = np.linspace(lo, hi, _n_bins(max(len(x) for x in (x1, *panels.values()))) + 1)
         h_data = np.histogram(x1[:, 0], edges, density=True)[0]
-        h_model = np.histogram(xs[:, 0], edges, density=True)[0]
         ax_data.stairs(h_data, edges, fill=True, color=DATA_COLOR, alpha=0.6)
-        ax_model.stairs(h_model, edges, fill=True, color=SAMPLE_COLOR, alpha=0.6, label="samples")
-        ax_model.stairs(h_data, edges, color=DATA_COLOR, linewidth=1.2, label="data (outline)")
-        ax_model.legend(fontsize=8, frameon=False)
-        top = 1.08 * max(h_data.max(), h_model.max(), 1e-12)
-        for ax in (ax_data, ax_model):
+        top = h_data.max()
+        for ax, xs in zip(ax_models, panels.values(), strict=True):
+            h_model = np.histogram(xs[:, 0], edges, density=True)[0]
+            ax.stairs(h_model, edges, fill=True, color=SAMPLE_COLOR, alpha=0.6, label="samples")
+            ax.stairs(h_data, edges, color=DATA_COLOR, linewidth=1.2, label="data (outline)")
+            ax.legend(fontsize=8, frameon=False)
+            top = max(top, h_model.max())
+        for ax in (ax_data, *ax_models):
             ax.set_xlim(lo, hi)
-            ax.set_ylim(0, top)
+            ax.set_ylim(0, 1.08 * max(top, 1e-12))
             ax.set_xlabel("x")
             ax.tick_params(labelsize=8)
         ax_data.set_ylabel("density")
     else:
-        lims = _limits(np.concatenate([x1[:, :2], xs[:, :2]]))
+        lims = _limits(everything[:, :2])
+        fig, (ax_data, *ax_models) = _new_figure(1 + len(panels), panel=_panel_2d(lims, 4.0, 1.1))
         _scatter(ax_data, x1, DATA_COLOR)
-        _scatter(ax_model, xs, SAMPLE_COLOR)
-        for ax in (ax_data, ax_model):
+        for ax, xs in zip(ax_models, panels.values(), strict=True):
+            _scatter(ax, xs, SAMPLE_COLOR)
+        for ax in (ax_data, *ax_models):
             _frame_2d(ax, lims)
     note = _dims_note(d)
     ax_data.set_title(f"data ({_count(len(x1))}){note}", fontsize=10)
-    ax_model.set_title(f"model samples ({_count(len(xs))}){note}", fontsize=10)
+    for ax, (name, xs) in zip(ax_models, panels.items(), strict=True):
+        ax.set_title(f"{name} ({_count(len(xs))}){note}", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     return _save_figure(fig, path, overwrite)
@@ -147,7 +170,8 @@ def plot_trajectories(
     t = np.linspace(0.0, 1.0, n_steps) if ts is None else _times(ts, n_steps)
     lines = _subsample(n, n_paths) if n_paths else np.arange(0)
     ends = _subsample(n, MAX_SCATTER)
-    fig, (ax,) = _new_figure(panel=(5.0, 5.0) if d > 1 else (6.5, 4.0))
+    lims = _limits(traj[:, :, :2].reshape(-1, min(d, 2)))
+    fig, (ax,) = _new_figure(panel=_panel_2d(lims, 5.0, 1.0) if d > 1 else (6.5, 4.0))
     line_alpha = float(np.clip(8.0 / math.sqrt(max(len(lines), 1)), 0.1, 0.6))
     start, end = traj[0, ends], traj[-1, ends]
     style = _marker_style(len(ends))
@@ -173,7 +197,7 @@ def plot_trajectories(
             )
         ax.scatter(start[:, 0], start[:, 1], color=NOISE_COLOR, **style)
         ax.scatter(end[:, 0], end[:, 1], color=SAMPLE_COLOR, **style)
-        _frame_2d(ax, _limits(traj[:, :, :2].reshape(-1, 2)))
+        _frame_2d(ax, lims)
     handles = [
         ax.scatter([], [], color=NOISE_COLOR, s=20, label="t=0 (noise)"),
         ax.scatter([], [], color=SAMPLE_COLOR, s=20, label="t=1 (samples)"),
@@ -212,7 +236,9 @@ def plot_path_snapshots(
     picks = np.unique(np.linspace(0, n_steps - 1, min(n_panels, n_steps)).round().astype(int))
     nrows = math.ceil(len(picks) / 6)  # at most 6 per row, rows filled evenly
     ncols = math.ceil(len(picks) / nrows)
-    fig, axes = _new_figure(ncols, nrows, panel=(2.6, 2.6 if d > 1 else 2.2))
+    lims = _limits(traj[picks, :, : min(d, 2)].reshape(-1, min(d, 2)))
+    panel = _panel_2d(lims, 2.6, 0.8) if d > 1 else (2.6, 2.2)
+    fig, axes = _new_figure(ncols, nrows, panel=panel)
     if d == 1:
         lo, hi = _limits(traj[picks].reshape(-1, 1))[0]
         edges = np.linspace(lo, hi, _n_bins(n) + 1)
@@ -227,7 +253,6 @@ def plot_path_snapshots(
             else:
                 ax.set_ylabel("density", fontsize=8)
     else:
-        lims = _limits(traj[picks, :, :2].reshape(-1, 2))
         bins = int(np.clip(round(math.sqrt(n / 4)), 25, 100))
         for ax, k in zip(axes, picks, strict=False):
             if n < 2_000:

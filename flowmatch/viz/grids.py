@@ -20,6 +20,7 @@ from flowmatch.viz._common import (
     _dims_note,
     _n_bins,
     _new_figure,
+    _panel_2d,
     _points,
     _save_figure,
     _subsample,
@@ -101,7 +102,9 @@ def plot_density(
                 "pass meshgrids of log_density's shape, or axes x (W,), y (H,) with "
                 "log_density (H, W)"
             )
-        fig, (ax,) = _new_figure(panel=(5.2, 4.4))
+        box = np.array([[x.min(), x.max()], [y.min(), y.max()]])
+        width, height = _panel_2d(box, 4.4)
+        fig, (ax,) = _new_figure(panel=(width + 0.8, height))  # and the colorbar
         mesh = ax.pcolormesh(x, y, values, cmap="viridis", shading="auto", rasterized=True)
         bar = fig.colorbar(mesh, ax=ax, shrink=0.85)
         bar.set_label(label, fontsize=9)

@@ -67,6 +67,7 @@ def write_run_figures(
         The paths written.
     """
     from flowmatch.errors import check_int
+    from flowmatch.evaluation.samples import FEW_STEP
 
     check_int(n, "the number of samples n")
     out = Path(out)
@@ -83,8 +84,16 @@ def write_run_figures(
     name = info.config.data if len(info.config.data) < 40 else Path(info.config.data).name
     keep_old = {"overwrite": overwrite}
     title = f"{name}: data vs. samples"
+    label, more = "model samples", {}
+    if flow.integrates_ode:  # the solve drawn, and a few-step solve beside it
+        label = _solver_label(solver_options, sol.nfe)
+        few_step = {"solver": FEW_STEP.solver, "steps": FEW_STEP.steps}
+        few = flow.trajectory(n, seed=seed, return_trajectory=False, **few_step)
+        more[_solver_label(few_step, few.nfe)] = few.x.reshape(n, -1).cpu().numpy()
     paths = [
-        plot_samples(data, traj[-1], out / "samples.png", title=title, **keep_old),
+        plot_samples(
+            data, traj[-1], out / "samples.png", title=title, label=label, more=more, **keep_old
+        ),
         plot_trajectories(traj, out / "trajectories.png", **keep_old),
         plot_path_snapshots(traj, times, out / "path.png", **keep_old),
         animate_path(traj, times, out / "path.gif", **keep_old),
@@ -161,6 +170,16 @@ def _density_figures(
             overwrite=overwrite,
         ),
     ]
+
+
+def _solver_label(options: dict[str, Any], nfe: int) -> str:
+    """``heun, 2 steps (4 NFE)``, or ``dopri5 (86 NFE)`` for an adaptive solver."""
+    from flowmatch.solvers import SOLVERS
+
+    solver = options.get("solver", "midpoint")
+    if solver in SOLVERS and SOLVERS[solver].adaptive:
+        return f"{solver} ({nfe} NFE)"
+    return f"{solver}, {options.get('steps')} steps ({nfe} NFE)"
 
 
 def _nearest(times: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -96,6 +96,43 @@ def test_config_round_trip_and_runs_saved_before_a_field_existed():
         TrainConfig.from_dict({**cfg.to_dict(), "bogus": 1})
 
 
+def test_a_config_without_a_changed_field_keeps_the_old_default():
+    """A run saved without a field whose default changed resumes with the value it trained
+    with, not today's default: a time embedding up to frequency 1000, uniform times."""
+    from flowmatch.training.config import FIELDS_ADDED_LATER, MODEL_FIELDS_ADDED_LATER
+
+    old = TINY.to_dict()
+    for name in FIELDS_ADDED_LATER:
+        del old[name]
+    for name in MODEL_FIELDS_ADDED_LATER:
+        del old["model"][name]
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.model.time_max_freq == 1000.0 != ModelConfig().time_max_freq
+    assert cfg.time_sampling == "uniform" != TrainConfig().time_sampling
+    for name, value in FIELDS_ADDED_LATER.items():
+        assert getattr(cfg, name) == value
+    for name, value in MODEL_FIELDS_ADDED_LATER.items():
+        assert getattr(cfg.model, name) == value
+    saved = TINY.to_dict()  # a run that saved the old defaults keeps them
+    saved["model"]["time_max_freq"], saved["time_sampling"] = 1000.0, "uniform"
+    cfg = TrainConfig.from_dict(saved)
+    assert (cfg.model.time_max_freq, cfg.time_sampling) == (1000.0, "uniform")
+
+
+def test_a_run_folder_saved_without_the_field_samples_as_it_did(tmp_path):
+    from flowmatch.training.checkpoint import CONFIG_FILE
+
+    run = tmp_path / "old"
+    train(tiny(steps=10, model=ModelConfig(width=32, depth=2, time_max_freq=1000.0)), run)
+    before = flowmatch.load(run).sample(50, solver="euler", steps=4, seed=0)
+    record = json.loads((run / CONFIG_FILE).read_text())
+    del record["config"]["model"]["time_max_freq"]  # as written before the field existed
+    (run / CONFIG_FILE).write_text(json.dumps(record))
+    flow = flowmatch.load(run)
+    assert flow.velocity.time_embed.freqs.max().item() == pytest.approx(1000.0)
+    assert torch.equal(flow.sample(50, solver="euler", steps=4, seed=0), before)
+
+
 @pytest.mark.parametrize("max_norm", [1e-3, 1.0, 1e3])
 def test_clip_grad_norm_matches_torch_and_caps_the_norm(max_norm):
     from flowmatch.training.optim import clip_grad_norm

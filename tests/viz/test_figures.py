@@ -61,6 +61,20 @@ def test_plot_samples(tmp_path: Path, d: int) -> None:
     assert img.width > img.height  # two panels side by side
 
 
+def test_a_wide_cloud_gets_wide_panels_and_more_panels_widen_the_figure(tmp_path: Path) -> None:
+    """Panels take the shape of the points' box (no square of empty space around wide data
+    such as moons), and each entry of ``more`` adds a panel."""
+    rng = np.random.default_rng(0)
+    square = rng.uniform(-1, 1, size=(500, 2))
+    wide = square * np.array([3.0, 1.0])  # a box three times as wide as high
+    sizes = {}
+    for name, x, more in [("square", square, None), ("wide", wide, None), ("3", wide, {"b": wide})]:
+        img = check_image(plot_samples(x, x, tmp_path / name / "s.png", title="t", more=more))
+        sizes[name] = (img.width, img.height)
+    assert sizes["wide"][0] == sizes["square"][0] and sizes["wide"][1] < 0.7 * sizes["square"][1]
+    assert sizes["3"][1] == sizes["wide"][1] and sizes["3"][0] > 1.4 * sizes["wide"][0]
+
+
 @pytest.mark.parametrize("d", DIMS)
 def test_plot_trajectories(tmp_path: Path, d: int) -> None:
     traj, _ = circle_path(8, 300, d)
