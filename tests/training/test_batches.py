@@ -17,7 +17,9 @@ from flowmatch.training.batches import (
 )
 from flowmatch.training.pairs import save_pairs
 
-CFG = TrainConfig(data="8gaussians", batch_size=32, model=ModelConfig(width=16, depth=1))
+CFG = TrainConfig(
+    data="8gaussians", batch_size=32, time_sampling="uniform", model=ModelConfig(width=16, depth=1)
+)
 STATS = (torch.tensor([0.5, -1.0]), torch.tensor([2.0, 3.0]))  # not 0, 1: data get rescaled
 
 
