@@ -3,13 +3,16 @@
 Trains the class-conditional U-Net of docs/benchmarks.md (16 channels, 2 levels, lr 1e-3) on
 a global batch of 128 (64 per process) in segments of ``--segment`` steps, copying the run
 folder after each, then scores every copy with ``flowmatch eval-images`` (the reference
-classifier's Fréchet distance and accuracy; midpoint x5, ``--n`` samples per guidance scale).
+classifier's Fréchet distance and accuracy; midpoint x5 unless ``--solver``/``--solver-steps``
+say otherwise, ``--n`` samples per guidance scale).
 Prints one row per copy: steps, wall-clock minutes of training so far (start-up of each
 segment included), and the scores per guidance scale, beside the held-out images' own row.
 
 Usage:
     python benchmarks/fashion_scale.py --out DIR [--steps 9000] [--segment 1500] [--n 1000]
-        [--guidance 1 1.5 2]
+        [--guidance 1 1.5 2] [--solver rk4 --solver-steps 25] [--seed 0]
+    python benchmarks/fashion_scale.py --out DIR --score-only DIR/step7500 DIR/step9000 \
+        --n 500 --guidance 1 1.25 --solver rk4 --solver-steps 25 --seed 1
 """
 
 from __future__ import annotations
@@ -45,7 +48,27 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5, 2.0])
     p.add_argument("--nproc", type=int, default=2)
+    p.add_argument("--solver", default="midpoint", help="fixed-grid solver of the scoring")
+    p.add_argument("--solver-steps", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0, help="noise seed of the scoring")
+    p.add_argument(
+        "--score-only",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="score these saved copies (run folders) instead of training",
+    )
     args = p.parse_args()
+    setting = (args.solver, args.solver_steps)
+    if args.score_only:
+        score(
+            [(0, float("nan"), c) for c in args.score_only],
+            args.guidance,
+            args.n,
+            setting,
+            args.seed,
+        )
+        return
     run = args.out / "run"
     copies: list[tuple[int, float, Path]] = []
     spent = 0.0
@@ -63,10 +86,16 @@ def main() -> None:
         shutil.copytree(run, copy, dirs_exist_ok=True)
         copies.append((step, spent / 60, copy))
         print(f"step {step}: {spent / 60:.1f} min", file=sys.stderr, flush=True)
-    score(copies, args.guidance, args.n)
+    score(copies, args.guidance, args.n, setting, args.seed)
 
 
-def score(copies: list[tuple[int, float, Path]], guidance: list[float], n: int) -> None:
+def score(
+    copies: list[tuple[int, float, Path]],
+    guidance: list[float],
+    n: int,
+    setting: tuple[str, int] = ("midpoint", 5),
+    seed: int = 0,
+) -> None:
     """Print the table: the held-out images' own scores, then one row per copy."""
     import torch
 
@@ -85,7 +114,7 @@ def score(copies: list[tuple[int, float, Path]], guidance: list[float], n: int) 
     for step, minutes, copy in copies:
         rows = evaluate_class_conditional(
             load(copy), dataset, net, guidance_scales=tuple(guidance),
-            settings=(("midpoint", 5),), n=n, seed=0,
+            settings=(setting,), n=n, seed=seed,
         )  # fmt: skip
         cells = " | ".join(f"{r.frechet:.2f} | {r.accuracy:.3f}" for r in rows)
         print(f"| {step} | {minutes:.1f} | {cells} |", flush=True)
