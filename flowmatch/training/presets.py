@@ -72,12 +72,12 @@ def _preset(summary: str, **values: Any) -> Preset:
 
 PRESETS: dict[str, Preset] = {
     "few-step": _preset(
-        "samples in 1-4 solver steps: exact OT on the whole batch, uniform t",
+        "samples in 1-4 solver steps: exact OT on the whole batch, uniform t, time cap 30",
         coupling="ot",
         ot_batch=0,
         time_sampling="uniform",
         width=128,
-        time_max_freq=1000.0,
+        time_max_freq=30.0,
     ),
     "density": _preset(
         "likelihoods by ODE solves: independent coupling, v smooth in t (time cap 30)",
