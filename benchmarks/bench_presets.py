@@ -4,8 +4,9 @@ What it does:
   1. Data sets in two groups, every one with source N(0, I) in the data's own units:
        tuning    N-8gaussians, N-moons: two of ``bench_peers.py``'s tasks (the README's old
                  few-step recipe was chosen on those tasks too); the candidates below are
-                 compared here, on seeds 5-6, and the preset takes the best one's values.
-       held-out  never used to choose anything: flowmatch's checkerboard, sklearn's
+                 compared here on seed 5, and the preset takes the best one's values.
+       held-out  never used to choose anything (docs/presets.md says which were run):
+                 flowmatch's checkerboard, sklearn's
                  make_circles and make_moons at other noise levels and scales, the digits
                  (8x8 images as 64-D rows) and the wine and iris tables, standardized per
                  column. Each is written to an ``.npy`` file under bench-out/presets-data
@@ -16,6 +17,8 @@ What it does:
        cand:NAME         a candidate few-step recipe: the few-step preset's values with the
                          candidate's own (tuning only); the preset took the values of the
                          candidate with the lowest mean of best NFE<=4 W2 + Euler-1 W2
+       diag:NAME         the few-step preset with a change, to explain a held-out result
+                         (run after it, never used to choose)
        few-step+distill  the few-step run as teacher, then a 1-step Euler student trained for
                          30% more steps on 10k dopri5 pairs (``flowmatch distill``); its cost
                          counts the teacher, the pairs and the student
@@ -131,10 +134,15 @@ CANDIDATES: dict[str, dict] = {  # on top of the few-step preset's values; the p
         "time_max_freq": 30.0,
     },
 }
+DIAGNOSTICS: dict[str, dict] = {  # on top of the few-step preset, run after the held-out
+    # results to explain them, never to choose: the network in the data's own units
+    "few-step-raw": {"standardize": False},
+}
 PEER_METHODS = ("torchcfm-otcfm", "torchcfm-icfm")
 METHODS = (
     *(f"cand:{c}" for c in CANDIDATES),
     "preset:few-step",
+    *(f"diag:{c}" for c in DIAGNOSTICS),
     "preset:density",
     "few-step+distill",
     "few-step+reflow",
@@ -158,6 +166,8 @@ def train_flowmatch(method: str, pool: dict, args, seed: int, work: Path):
 
     if method.startswith("cand:"):
         name, changes = "few-step", CANDIDATES[method.split(":", 1)[1]]
+    elif method.startswith("diag:"):
+        name, changes = "few-step", DIAGNOSTICS[method.split(":", 1)[1]]
     elif method.startswith("preset:"):
         name, changes = method.split(":", 1)[1], {}
     else:  # few-step+distill, few-step+reflow
