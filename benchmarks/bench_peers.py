@@ -54,8 +54,13 @@ What it does:
      rounds, beside the ratio to the fastest peer. The quality run's times come one per
      (task, seed) from a longer session and vary more.
 
+  7. ``--data FILE ...``: any data file of shape (N, D) as a task N(0, I) -> its rows (see
+     ``make_file_pool``: the seed splits it into test rows, a floor draw and training rows).
+
 Usage:
     python benchmarks/bench_peers.py [--steps 2000] [--seeds 5] [--tasks ...] [--methods ...]
+    python benchmarks/bench_peers.py --data my.npy --methods torchcfm-otcfm fm-ot --seeds 3
+    python benchmarks/bench_peers.py --peer-venv PATH ...   # reuse an environment with torchcfm
     python benchmarks/bench_peers.py --table-only   # re-print the table from the results file
     python benchmarks/bench_peers.py --timing-only --timing-rounds 6
 """
@@ -127,16 +132,25 @@ TEST_SIZE = 1000
 
 
 # -- the isolated environment -------------------------------------------------------------------
-def ensure_peer_venv() -> Path:
-    """Create bench-out/peer-venv with torchcfm and flow-matching (idempotent)."""
-    python = VENV / "bin" / "python"
-    stamp = VENV / ".peers-installed"
+def ensure_peer_venv(venv: Path = VENV) -> Path:
+    """Create ``venv`` (bench-out/peer-venv) with torchcfm and flow-matching (idempotent).
+
+    An existing environment that already imports torchcfm is used as it is (``--peer-venv``
+    points at one made elsewhere).
+    """
+    python = venv / "bin" / "python"
+    stamp = venv / ".peers-installed"
     if stamp.exists():
         return python
+    if python.exists() and venv != VENV:
+        probe = subprocess.run([str(python), "-c", "import torchcfm"], capture_output=True)
+        if probe.returncode == 0:
+            return python
+        raise SystemExit(f"--peer-venv {venv}: its Python cannot import torchcfm")
     OUT.mkdir(exist_ok=True)
     run = lambda *a: subprocess.run(a, check=True)  # noqa: E731
     if not python.exists():
-        run(sys.executable, "-m", "venv", str(VENV))
+        run(sys.executable, "-m", "venv", str(venv))
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     run(*pip, TORCH_SPEC)  # CPU torch first, so the peers do not pull a CUDA build
     run(*pip, "torchcfm", TORCH_SPEC)
@@ -195,6 +209,57 @@ def make_pool(task: str, seed: int) -> dict:
     }
 
 
+def make_file_pool(path: Path, seed: int, tag: str) -> dict:
+    """Pools from any data file of shape (N, D) (``.npy``, ``.npz``'s first array or ``.csv``),
+    with source N(0, I) in the data's units, as for the peers.
+
+    The seed shuffles the rows: ``min(1000, N // 4)`` of them are the test points (never
+    trained on), as many of the others are the floor draw, and all but the test rows are the
+    training pool. The test source points are N(0, I) draws of the seed.
+    """
+    x = load_rows(path)
+    n = x.shape[0]
+    n_test = min(TEST_SIZE, n // 4)
+    order = np.random.default_rng(seed).permutation(n)
+    arrays = {
+        "x1_train": x[order[n_test:]],
+        "x0_test": draw_gaussian(n_test, x.shape[1], 10_000 + seed),
+        "x1_test": x[order[:n_test]],
+        "x1_floor": x[order[n_test : 2 * n_test]],
+    }
+    folder = OUT / "pools"
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = folder / f"{tag}-seed{seed}.npz"
+    np.savez(pool, **arrays)
+    np.save(folder / f"{tag}-seed{seed}-x1.npy", arrays["x1_train"])
+    return {
+        "pool": pool,
+        "data": folder / f"{tag}-seed{seed}-x1.npy",
+        "source": "gaussian",
+        **{k: torch.from_numpy(v) for k, v in arrays.items()},
+    }
+
+
+def load_rows(path: Path) -> np.ndarray:
+    """A data file's rows as float32 (N, D)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        x = np.loadtxt(path, delimiter=",", ndmin=2)
+    else:
+        x = np.load(path)
+        if isinstance(x, np.lib.npyio.NpzFile):
+            x = x[x.files[0]]
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise SystemExit(f"{path}: need finite rows of shape (N, D), got shape {x.shape}")
+    return x
+
+
+def draw_gaussian(n: int, dim: int, seed: int) -> np.ndarray:
+    """n points of N(0, I) in ``dim`` dimensions, float32, from the seed alone."""
+    return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+
+
 # -- training -----------------------------------------------------------------------------------
 def train_peer(python: Path, method: str, pool: dict, args, seed: int, work: Path):
     out = work / f"{method}.pt"
@@ -210,7 +275,7 @@ def train_peer(python: Path, method: str, pool: dict, args, seed: int, work: Pat
     saved = torch.load(out, weights_only=True)
     from flowmatch.models import MLPVelocity
 
-    net = MLPVelocity(2, args.width, args.depth, "silu", 32)
+    net = MLPVelocity(pool["x1_test"].shape[1], args.width, args.depth, "silu", 32)
     net.load_state_dict(saved["state_dict"])
     net.eval()
     model = {
@@ -380,7 +445,7 @@ def print_table(results: list[dict], methods: list[str]) -> str:
         runs.setdefault((r["task"], r["seed"], r["method"]), r)
     results = list(runs.values())
     lines = []
-    for task in TASKS:
+    for task in dict.fromkeys([*TASKS, *(r["task"] for r in results)]):
         rows = [r for r in results if r["task"] == task and r["method"] in methods]
         # only seeds that every method of the task finished, so all means use the same seeds
         present = {r["method"] for r in rows}
@@ -459,7 +524,24 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument(
+        "--tasks", nargs="+", choices=list(TASKS), help="default: all, or none with --data"
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="data files of shape (N, D) (.npy/.npz/.csv), each a task N(0, I) -> the file's "
+        "rows, named by the file's stem; split per seed into training and test rows",
+    )
+    p.add_argument(
+        "--peer-venv",
+        type=Path,
+        default=VENV,
+        help="a virtual environment with torchcfm (and flow-matching) to run the peers in",
+    )
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=[*PEERS, *OURS])
     p.add_argument("--pairs", type=int, default=10_000, help="teacher pairs of fm-ot-distill")
     p.add_argument("--teacher-share", type=float, default=0.75, help="fm-ot-distill's teacher")
@@ -470,12 +552,14 @@ def main() -> None:
     p.add_argument("--timing-only", action="store_true", help="training time alone (see 6.)")
     p.add_argument("--timing-rounds", type=int, default=6)
     args = p.parse_args()
+    if args.tasks is None:
+        args.tasks = [] if args.data else list(TASKS)
     torch.set_num_threads(1)
     if args.table_only:
         results = [json.loads(ln) for ln in args.results.read_text().splitlines() if ln]
         print_table(results, args.methods)
         return
-    python = ensure_peer_venv() if set(args.methods) & set(PEERS) else None
+    python = ensure_peer_venv(args.peer_venv) if set(args.methods) & set(PEERS) else None
     if args.timing_only:
         timing_only(args, python)
         return
@@ -490,8 +574,11 @@ def main() -> None:
             r = json.loads(ln)
             done.add((r["task"], r["seed"], r["method"]))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for task in args.tasks:
-            pool = make_pool(task, seed)
+        for task in [*args.tasks, *(f.stem for f in args.data)]:
+            files = {f.stem: f for f in args.data}
+            pool = (
+                make_file_pool(files[task], seed, task) if task in files else make_pool(task, seed)
+            )
             floor = wasserstein2(pool["x1_floor"], pool["x1_test"])
             # rotate the order every seed, so machine-speed drift hits every method alike
             r = seed % len(args.methods)

@@ -8,7 +8,7 @@ from flowmatch.errors import FlowmatchError
 from flowmatch.flows.base import Flow
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import ModelConfig
-from flowmatch.training import TrainConfig, resume, train
+from flowmatch.training import TrainConfig, preset_config, resume, train
 from flowmatch.training.runs import load, load_run
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "__version__",
     "load",
     "load_run",
+    "preset_config",
     "resume",
     "train",
 ]

@@ -46,6 +46,7 @@ EXPECTED = {
     "docs/flow-matching.md": ["heun NFE 8: W2", "student samples (500, 2)"],
     "docs/index.md": ["NFE 8", "torch.Size([4]) torch.Size([4, 2])"],
     "docs/likelihood.md": ["Hutchinson", "(1000, 2) (1000,)", "CNF after 30 steps"],
+    "docs/presets.md": ["saved: few-step ot 0 64", "few-step ot 0 uniform 64"],
     "docs/planar-flows.md": ["integrates an ODE: False", "KL", "torch.Size([5])"],
     "docs/theory.md": [
         "max |log-det - dt div v| / dt",

@@ -52,6 +52,7 @@ def _choices() -> dict[str, list[str]]:
     from flowmatch.training.methods import METHODS
     from flowmatch.training.optim import OPTIMIZERS
     from flowmatch.training.precision import PRECISIONS
+    from flowmatch.training.presets import PRESETS
     from flowmatch.training.schedules import LR_DECAYS, TIME_SAMPLERS
 
     return {
@@ -68,12 +69,14 @@ def _choices() -> dict[str, list[str]]:
         "cnf_divergence": list(DIVERGENCES),
         "cnf_probe": list(PROBES),
         "precision": list(PRECISIONS),
+        "preset": list(PRESETS),
     }
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field; defaults stay None so that we can tell which were given."""
     from flowmatch.data import DATASETS
+    from flowmatch.training.presets import PRESETS
 
     choices = _choices()
     for f in config_fields():
@@ -81,6 +84,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help_text = f.metadata.get("help", f.name)
         if f.name in ("data", "source"):
             help_text += f" (built-ins: {', '.join(DATASETS)})"
+        if f.name == "preset":
+            help_text += "".join(f"; {k}: {p.summary}" for k, p in PRESETS.items())
         help_text += f" (default: {default})"
         if isinstance(default, bool):
             action = argparse.BooleanOptionalAction
@@ -126,7 +131,8 @@ def run(args: argparse.Namespace) -> None:
     """Train a new run into ``--out``, or continue ``--resume RUN_DIR``; print the outcome."""
     from flowmatch.cli.outputs import check_run_out
     from flowmatch.models import ModelConfig
-    from flowmatch.training import TrainConfig, make_reporter, resume, train
+    from flowmatch.training import TrainConfig, make_reporter, preset_config, resume, train
+    from flowmatch.training.presets import split_model_fields
 
     given = {f.name: getattr(args, f.name) for f in config_fields()}
     given = {k: v for k, v in given.items() if v is not None}
@@ -154,10 +160,11 @@ def run(args: argparse.Namespace) -> None:
         if args.allow_data_change:
             raise FlowmatchError("--allow-data-change goes with --resume RUN_DIR; drop it")
         check_run_out(args.out)
-        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-        model = ModelConfig(**{k: v for k, v in given.items() if k in model_fields})
-        rest = {k: v for k, v in given.items() if k not in model_fields}
-        cfg = TrainConfig(model=model, **rest)
+        if "preset" in given:  # the preset's values, then the flags given explicitly
+            cfg = preset_config(given.pop("preset"), **given)
+        else:
+            model, rest = split_model_fields(given)
+            cfg = TrainConfig(model=ModelConfig(**model), **rest)
         result = train(cfg, args.out, reporter=make_reporter(), stop_after=args.stop_after)
     if result.rank != 0:  # rank 0 reports for the job
         return

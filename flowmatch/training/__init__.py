@@ -15,6 +15,7 @@ from flowmatch.training.loop import (
 )
 from flowmatch.training.methods import METHODS, FlowMatching, Method, flow_matching_loss
 from flowmatch.training.optim import optimizer_step
+from flowmatch.training.presets import PRESETS, Preset, preset_config
 from flowmatch.training.progress import make_reporter
 from flowmatch.training.reflow import ReflowResult, generate_pairs, reflow
 from flowmatch.training.state import TrainState
@@ -22,11 +23,13 @@ from flowmatch.training.state import TrainState
 __all__ = [
     "EMA",
     "METHODS",
+    "PRESETS",
     "Batch",
     "BatchSource",
     "EnergyFit",
     "FlowMatching",
     "Method",
+    "Preset",
     "ReflowResult",
     "RunLocked",
     "TrainConfig",
@@ -41,6 +44,7 @@ __all__ = [
     "load_checkpoint",
     "make_reporter",
     "optimizer_step",
+    "preset_config",
     "read_run_record",
     "reflow",
     "resume",

@@ -96,6 +96,13 @@ class TrainConfig:
             "a folder of PNG/JPEG (one sub-folder per class) or an .npz of uint8 'images'"
         },
     )
+    preset: str = field(
+        default="",
+        metadata={
+            "help": "named recipe whose values fill every field not given explicitly, saved "
+            "with its name (docs/presets.md; empty: none)"
+        },
+    )
     method: str = field(default="fm", metadata={"help": "training method"})
     path: str = field(
         default="linear", metadata={"help": "probability path from noise (t=0) to data (t=1)"}
@@ -455,6 +462,10 @@ class TrainConfig:
         check_types(self)
         check_types(self.model)
         self._validate_machine(here)
+        if here and self.preset:  # a saved run keeps its values even if the preset is gone
+            from flowmatch.training.presets import PRESETS
+
+            lookup(PRESETS, self.preset, "--preset")
         self._validate_registries()
         self._validate_conditioning()
         self._validate_ranges()
