@@ -277,7 +277,12 @@ def run(args: argparse.Namespace) -> None:
     s = summarize_nll(log_p, info.dim, stderr=stderr, bin_width=bin_width)
     print(f"run {info.run_dir} (step {info.step}), {note}")
     print(how)
-    line = f"NLL {s.nll:.4f} ± {s.stderr:.4f} nats per point (mean ± standard error over points)"
+    one = x.shape[0] == 1  # no spread over points to report
+    line = (
+        f"NLL {s.nll:.4f} nats (one point: no standard error)"
+        if one
+        else f"NLL {s.nll:.4f} ± {s.stderr:.4f} nats per point (mean ± standard error over points)"
+    )
     if s.estimator_stderr is None:
         line += "; Hutchinson part unknown with 1 probe"
     elif s.estimator_stderr > 0:
@@ -289,7 +294,8 @@ def run(args: argparse.Namespace) -> None:
         else f"dequantized, bin width {bin_width:g}: a bound on the discrete NLL"
         + ("" if k == 1 else f", tightened by the mean density of {k} dequantizations")
     )
-    print(f"bits/dim {s.bits_per_dim:.4f} ± {s.bits_per_dim_stderr:.4f} ({units})")
+    spread = "" if one else f" ± {s.bits_per_dim_stderr:.4f}"
+    print(f"bits/dim {s.bits_per_dim:.4f}{spread} ({units})")
     if args.out is not None:
         save_npy(args.out, log_p)
         print(f"wrote log p of {x.shape[0]} points (nats) to {args.out}")

@@ -42,7 +42,8 @@ def test_train_resume_and_sample_on_an_image_folder(tmp_path, monkeypatch, capsy
     capsys.readouterr()
     score = ["logprob", str(run), "--solver", "euler", "--solver-steps", "2"]
     assert main([*score, "--data", str(data)]) == 0  # the run's own images: its held-out part
-    assert "1 held-out points of" in (text := capsys.readouterr().out) and "dequantized" in text
+    text = capsys.readouterr().out
+    assert "1 held-out points of" in text and "dequantized" in text and "nan" not in text
     np.savez(tmp_path / "more.npz", images=rng.integers(0, 256, (3, 8, 8), dtype=np.uint8))
     assert main([*score, "--data", str(tmp_path / "more.npz")]) == 0  # other images: all
     assert "3 images of" in (text := capsys.readouterr().out) and "bits/dim" in text
