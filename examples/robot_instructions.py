@@ -10,8 +10,10 @@ demonstrate every open choice both ways, so the action chunk given the picture a
 instruction that leaves the side (or the goal) open has two modes.
 
 * flow matching: v(x_t, t, c) with c = {image, instruction}, the picture read by a small CNN
-  and the words by a small transformer, trained by ``flowmatch.train`` on the built-in data
-  set ``point-robot-instructed``; acting samples a chunk by solving the ODE from noise;
+  and the words by a small transformer whose embedding also scales and shifts the CNN's
+  feature maps (FiLM, ``--no-film`` for the plain concatenation), trained by
+  ``flowmatch.train`` on the built-in data set ``point-robot-instructed``; acting samples a
+  chunk by solving the ODE from noise;
 * the same policy told nothing (the empty instruction), judged against the instruction it
   was not told: it must pick a side and a goal by chance;
 * regression: the same encoders and an MLP trained by least squares, whose answer

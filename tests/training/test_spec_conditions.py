@@ -60,3 +60,9 @@ def test_film_is_saved_with_the_run_and_old_runs_load_without_it(tmp_path, monke
     del record["config"]["model"]["film"]
     old.write_text(json.dumps(record))
     assert flowmatch.load(tmp_path / "film-False").velocity.condition.film is None
+
+
+def test_film_works_with_the_mlp_model_only():
+    model = flowmatch.ModelConfig(name="unet", film=True)
+    with pytest.raises(flowmatch.FlowmatchError, match="--film work with --model mlp only"):
+        flowmatch.TrainConfig(data="mnist", model=model).validate()
