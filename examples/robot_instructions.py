@@ -10,8 +10,10 @@ demonstrate every open choice both ways, so the action chunk given the picture a
 instruction that leaves the side (or the goal) open has two modes.
 
 * flow matching: v(x_t, t, c) with c = {image, instruction}, the picture read by a small CNN
-  and the words by a small transformer, trained by ``flowmatch.train`` on the built-in data
-  set ``point-robot-instructed``; acting samples a chunk by solving the ODE from noise;
+  and the words by a small transformer whose embedding also scales and shifts the CNN's
+  feature maps (FiLM, ``--no-film`` for the plain concatenation), trained by
+  ``flowmatch.train`` on the built-in data set ``point-robot-instructed``; acting samples a
+  chunk by solving the ODE from noise;
 * the same policy told nothing (the empty instruction), judged against the instruction it
   was not told: it must pick a side and a goal by chance;
 * regression: the same encoders and an MLP trained by least squares, whose answer
@@ -59,6 +61,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2000, help="training steps of each policy")
     p.add_argument("--episodes", type=int, default=240, help="seeded evaluation episodes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--film",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the instruction modulates the image encoder's feature maps (FiLM)",
+    )
+    p.add_argument("--cond-embed-dim", type=int, default=64, help="condition embedding size")
     args = p.parse_args()
     torch.set_num_threads(1)  # small networks: one thread is fastest on a CPU
     args.out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +85,9 @@ def main() -> None:
         data="point-robot-instructed",
         steps=args.steps,
         batch_size=128,
-        model=flowmatch.ModelConfig(width=256, depth=3),
+        model=flowmatch.ModelConfig(
+            width=256, depth=3, cond_embed_dim=args.cond_embed_dim, film=args.film
+        ),
         seed=args.seed,
         log_every=max(1, args.steps // 10),
         checkpoint_every=args.steps,
@@ -87,7 +98,8 @@ def main() -> None:
 
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-    encoder = make_condition_embedding(0, 0, 64, data.condition)  # the same CNN and words
+    # the same CNN and words
+    encoder = make_condition_embedding(0, 0, args.cond_embed_dim, data.condition, film=args.film)
     regression = fit_regression_policy(
         data.train_cond,
         data.train_data,

@@ -102,6 +102,14 @@ class ModelConfig:
     cond_embed_dim: int = field(
         default=64, metadata={"help": "size of the condition embedding of the mlp model"}
     )
+    # False keeps the plain concatenation, so runs saved before the flag rebuild as they were
+    film: bool = field(
+        default=False,
+        metadata={
+            "help": "let a text condition modulate the image encoder's feature maps (FiLM), "
+            "for dict conditions of an image and a text (mlp model)"
+        },
+    )
     # unet
     channels: int = field(
         default=32, metadata={"help": "channels at full resolution (--model unet)"}
@@ -144,6 +152,7 @@ def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         input_features=cfg.input_features,
         input_scale=cfg.input_scale,
         condition=cfg.condition,
+        film=cfg.film,
     )
 
 

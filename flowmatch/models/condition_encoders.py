@@ -101,8 +101,25 @@ class ImageEncoder(SpecEncoder):
     def null(self) -> Tensor:
         return self.null_embedding
 
-    def embed(self, cond: Tensor) -> Tensor:
-        return self.net(cond.to(self.null_embedding.dtype))  # (B, dim)
+    @property
+    def film_channels(self) -> list[int]:
+        """Output channels of each convolution, the sizes a FiLM modulation must give."""
+        return [m.out_channels for m in self.net if isinstance(m, nn.Conv2d)]
+
+    def embed(self, cond: Tensor, film: list[tuple[Tensor, Tensor]] | None = None) -> Tensor:
+        """e(c) (B, dim); ``film`` holds a (scale, shift) pair (B, C) per convolution.
+
+        With ``film``, each convolution's feature map h (B, C, H', W') becomes
+        h * (1 + scale) + shift before its activation.
+        """
+        h = cond.to(self.null_embedding.dtype)
+        pairs = iter(film or [])
+        for layer in self.net:
+            h = layer(h)
+            if film is not None and isinstance(layer, nn.Conv2d):
+                scale, shift = next(pairs)  # (B, C) each
+                h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        return h  # (B, dim)
 
 
 class TextEncoder(SpecEncoder):
@@ -167,9 +184,19 @@ class DictEncoder(SpecEncoder):
     is the same map of the parts' nulls, e(∅) = MLP([e_1(∅), ..., e_k(∅)]): guidance drops
     the whole condition at once.
 
+    With ``film=True`` and exactly one image part and one text part, the text's embedding
+    also modulates the image encoder's feature maps (FiLM: a per-channel scale and shift
+    after each convolution, from a linear map of e_text), so the words can select what the
+    CNN looks for in the picture (which of two goals, say) before the picture is summed up.
+    The modulation starts at zero (the identity), so it begins as the plain encoder.
+
     Args:
         spec: a ``dict`` condition spec.
         dim: embedding size (of each part's embedding and of e(c)).
+        film: modulate the image part's convolutions by the text part's embedding.
+
+    References:
+        Perez et al., "FiLM: Visual Reasoning with a General Conditioning Layer" (2018).
 
     Example:
         >>> spec = ConditionSpec.combine(
@@ -183,7 +210,7 @@ class DictEncoder(SpecEncoder):
 
     kind = "dict"
 
-    def __init__(self, spec: ConditionSpec, dim: int) -> None:
+    def __init__(self, spec: ConditionSpec, dim: int, film: bool = False) -> None:
         super().__init__()
         self.spec, self.dim = spec, int(dim)
         self.parts = nn.ModuleDict(
@@ -191,15 +218,39 @@ class DictEncoder(SpecEncoder):
         )
         k = len(spec.parts)
         self.combine = nn.Sequential(nn.Linear(k * dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.film: nn.ModuleList | None = None
+        if film:
+            kinds = [part.kind for _, part in spec.parts]
+            if sorted(kinds) != ["image", "text"]:
+                raise FlowmatchError(
+                    f"film needs a dict condition of one image part and one text part, "
+                    f"got parts of kinds {kinds}"
+                )
+            names = dict((part.kind, name) for name, part in spec.parts)
+            self.image_part, self.text_part = names["image"], names["text"]
+            channels = self.parts[self.image_part].film_channels
+            self.film = nn.ModuleList(nn.Linear(dim, 2 * c) for c in channels)
+            for layer in self.film:  # start as the identity: scale 0, shift 0
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def null(self) -> Tensor:
         nulls = torch.cat([enc.null() for enc in self.parts.values()])  # (k * dim,)
         return self.combine(nulls[None])[0]
 
-    def embed(self, cond: Tensor) -> Tensor:
+    def part_embeddings(self, cond: Tensor) -> dict[str, Tensor]:
+        """Each part's embedding e_i(c_i) (B, dim), by name, before they are combined."""
         parts = self.spec.unpack(cond)
-        e = torch.cat([enc.embed(parts[name]) for name, enc in self.parts.items()], dim=1)
-        return self.combine(e)  # (B, dim)
+        if self.film is None:
+            return {name: enc.embed(parts[name]) for name, enc in self.parts.items()}
+        e_text = self.parts[self.text_part].embed(parts[self.text_part])  # (B, dim)
+        film = [layer(e_text).chunk(2, dim=1) for layer in self.film]  # (B, C) pairs
+        image = self.parts[self.image_part].embed(parts[self.image_part], film)
+        return {self.text_part: e_text, self.image_part: image}
+
+    def embed(self, cond: Tensor) -> Tensor:
+        e = self.part_embeddings(cond)
+        return self.combine(torch.cat([e[name] for name in self.parts], dim=1))  # (B, dim)
 
 
 CONDITION_ENCODERS: dict[str, Callable[[ConditionSpec, int], ConditionEmbedding]] = {
@@ -213,7 +264,11 @@ CONDITION_ENCODERS: dict[str, Callable[[ConditionSpec, int], ConditionEmbedding]
 
 
 def make_condition_embedding(
-    num_classes: int, cond_dim: int, dim: int, spec: ConditionSpec | dict | None = None
+    num_classes: int,
+    cond_dim: int,
+    dim: int,
+    spec: ConditionSpec | dict | None = None,
+    film: bool = False,
 ) -> ConditionEmbedding | None:
     """The encoder of a model's condition, or None for an unconditional model.
 
@@ -223,6 +278,8 @@ def make_condition_embedding(
         dim: embedding size.
         spec: the condition's spec (or its record), for any kind; then ``num_classes`` and
             ``cond_dim`` must be 0.
+        film: a dict of an image and a text is encoded with the text modulating the image
+            encoder (see :class:`DictEncoder`); other kinds refuse it.
 
     Example:
         >>> make_condition_embedding(10, 0, 8).kind, make_condition_embedding(0, 0, 8)
@@ -243,5 +300,13 @@ def make_condition_embedding(
     elif cond_dim:
         spec = ConditionSpec("vector", cond_dim)
     if spec is None:
+        if film:
+            raise FlowmatchError("film needs a dict condition of an image and a text, got none")
         return None
+    if film:
+        if spec.kind != "dict":
+            raise FlowmatchError(
+                f"film needs a dict condition of an image and a text, got a {spec.kind} condition"
+            )
+        return DictEncoder(spec, dim, film=True)
     return lookup(CONDITION_ENCODERS, spec.kind, "condition kind")(spec, dim)

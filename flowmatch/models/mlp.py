@@ -70,6 +70,7 @@ class MLPVelocity(VelocityModel):
         input_features: int = 0,
         input_scale: float = 1.0,
         condition: ConditionSpec | dict | None = None,
+        film: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -82,7 +83,7 @@ class MLPVelocity(VelocityModel):
         self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, time_max_freq)
         layers: list[nn.Module] = []
         self.condition = make_condition_embedding(
-            num_classes, cond_dim, cond_embed_dim, condition or None
+            num_classes, cond_dim, cond_embed_dim, condition or None, film=film
         )
         self.input_embed = (
             FourierFeatures(dim, input_features, input_scale) if input_features else None

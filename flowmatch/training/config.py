@@ -483,8 +483,8 @@ class TrainConfig:
                 f"--input-features must be >= 0 and --input-scale in (0, {MAX_INPUT_SCALE:g}], "
                 f"got {m.input_features} and {m.input_scale}"
             )
-        if m.input_features and m.name != "mlp":
-            raise FlowmatchError("--input-features works with --model mlp only")
+        if (m.input_features or m.film) and m.name != "mlp":
+            raise FlowmatchError("--input-features and --film work with --model mlp only")
         if (m.channel_mult.strip() or m.attention) and m.name != "unet":
             raise FlowmatchError("--channel-mult and --attention work with --model unet only")
         try:

@@ -6,7 +6,14 @@ import torch
 from flowmatch.data.conditions import ConditionSpec
 from flowmatch.data.text import Vocabulary
 from flowmatch.errors import FlowmatchError
-from flowmatch.models import CONDITION_ENCODERS, ModelConfig, build_model, guided_velocity
+from flowmatch.models import (
+    CONDITION_ENCODERS,
+    ModelConfig,
+    build_model,
+    guided_velocity,
+    make_condition_embedding,
+)
+from flowmatch.models.condition_encoders import DictEncoder
 
 VOCAB = Vocabulary.build(["go to the blue goal", "pass the obstacle on the left"])
 SPECS = {
@@ -61,6 +68,44 @@ def test_a_dict_condition_depends_on_each_part():
     other_image = enc(enc.check({**base, "image": torch.zeros(3, 16, 16)}, 1), 1)
     other_words = enc(enc.check({**base, "instruction": "go to the blue goal"}, 1), 1)
     assert not torch.allclose(e0, other_image) and not torch.allclose(e0, other_words)
+
+
+def film_encoder(dim=12):
+    torch.manual_seed(0)
+    return DictEncoder(SPECS["dict"], dim, film=True)
+
+
+def test_film_starts_as_the_plain_encoder_and_lets_the_words_reach_the_image_features():
+    plain, film = encoder("dict"), film_encoder()
+    c = film.check(VALUES["dict"], 2)
+    torch.testing.assert_close(film(c, 2), plain(c, 2))  # zero modulation: the identity
+    with torch.no_grad():
+        for layer in film.film:
+            layer.weight.normal_()
+    image = torch.rand(3, 16, 16)
+    said = ["go to the blue goal", "pass the obstacle on the left"]
+
+    def image_embedding(enc):
+        return [
+            enc.part_embeddings(enc.check({"image": image, "instruction": words}, 1))["image"]
+            for words in said
+        ]
+
+    a, b = image_embedding(plain)
+    assert torch.equal(a, b)  # without FiLM the picture is read the same whatever is said
+    a, b = image_embedding(film)
+    assert not torch.allclose(a, b)  # with it, the words change how the picture is read
+    film(None, 3, None).sum().backward()
+    film(c, 2, torch.tensor([True, False])).square().sum().backward()
+    assert all(p.grad is not None for p in film.parameters())
+
+
+def test_film_needs_an_image_and_a_text():
+    spec = ConditionSpec.combine({"image": SPECS["image"], "goal": SPECS["class"]})
+    with pytest.raises(FlowmatchError, match="one image part and one text part"):
+        DictEncoder(spec, 8, film=True)
+    with pytest.raises(FlowmatchError, match="got a text condition"):
+        make_condition_embedding(0, 0, 8, SPECS["text"], film=True)
 
 
 @pytest.mark.parametrize(

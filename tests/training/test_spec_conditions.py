@@ -1,5 +1,7 @@
 """A data set with dict conditions (an image and an instruction) trains, saves and samples."""
 
+import json
+
 import pytest
 import torch
 
@@ -41,3 +43,26 @@ def test_a_dict_condition_is_saved_with_the_run_and_sampled(tmp_path, monkeypatc
     bad = flowmatch.TrainConfig(data="camera-demo", model=model, steps=3, coupling="ot")
     with pytest.raises(flowmatch.FlowmatchError, match="use --coupling independent"):
         flowmatch.train(bad, tmp_path / "ot")
+
+
+def test_film_is_saved_with_the_run_and_old_runs_load_without_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "camera-demo", camera_and_instruction)
+    for film in (True, False):
+        model = flowmatch.ModelConfig(width=16, depth=1, cond_embed_dim=8, film=film)
+        cfg = flowmatch.TrainConfig(data="camera-demo", model=model, steps=3, batch_size=8)
+        flowmatch.train(cfg, tmp_path / f"film-{film}")
+    flow = flowmatch.load(tmp_path / "film-True")
+    assert flow.velocity.condition.film is not None  # rebuilt with its modulation
+    cond = {"camera": torch.rand(3, 8, 8), "instruction": "go left"}
+    assert torch.isfinite(flow.sample(4, cond=cond, steps=2, seed=0)).all()
+    old = tmp_path / "film-False" / "config.json"  # a run saved before the flag existed
+    record = json.loads(old.read_text())
+    del record["config"]["model"]["film"]
+    old.write_text(json.dumps(record))
+    assert flowmatch.load(tmp_path / "film-False").velocity.condition.film is None
+
+
+def test_film_works_with_the_mlp_model_only():
+    model = flowmatch.ModelConfig(name="unet", film=True)
+    with pytest.raises(flowmatch.FlowmatchError, match="--film work with --model mlp only"):
+        flowmatch.TrainConfig(data="mnist", model=model).validate()
