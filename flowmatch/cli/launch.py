@@ -49,6 +49,21 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def cause(failures: dict) -> tuple[int, object]:
+    """The failure to report, as (rank, failure): a process killed by a signal if there is
+    one (the others only lost contact with it, and torchrun may see theirs first), else the
+    first to fail.
+
+    Example:
+        >>> from types import SimpleNamespace as F
+        >>> cause({0: F(exitcode=2, timestamp=1), 1: F(exitcode=-9, timestamp=2)})[0]
+        1
+    """
+    killed = [rank for rank, failure in failures.items() if failure.exitcode < 0]
+    rank = min(killed or failures, key=lambda r: failures[r].timestamp)
+    return rank, failures[rank]
+
+
 def launch(argv: list[str], nproc: int) -> None:
     """Run ``flowmatch`` with ``argv`` (less ``--nproc``) in ``nproc`` processes here.
 
@@ -74,7 +89,7 @@ def launch(argv: list[str], nproc: int) -> None:
     try:
         run(config)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
+        rank, failure = cause(exc.failures)
         if failure.exitcode < 0:  # killed by a signal: it could not say why
             name = signal.Signals(-failure.exitcode).name
             raise JobFailed(
