@@ -180,7 +180,7 @@ def _launch(args: argparse.Namespace, given: dict) -> None:
     """Start ``--nproc`` processes of this command, once it is known that they can train."""
     from flowmatch.cli.launch import launch
     from flowmatch.training.checkpoint import read_run_record, run_config
-    from flowmatch.training.loop import DISTRIBUTED_METHODS
+    from flowmatch.training.start import DISTRIBUTED_METHODS
 
     check_int(args.nproc, "--nproc")
     if "TORCHELASTIC_RUN_ID" in os.environ or "WORLD_SIZE" in os.environ:

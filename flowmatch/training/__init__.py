@@ -6,18 +6,13 @@ from flowmatch.training.config import TrainConfig
 from flowmatch.training.ema import EMA
 from flowmatch.training.energy import EnergyFit, fit_energy, save_energy_fit
 from flowmatch.training.lock import RunLocked
-from flowmatch.training.loop import (
-    TrainingDiverged,
-    TrainingInterrupted,
-    TrainResult,
-    resume,
-    train,
-)
+from flowmatch.training.loop import TrainingDiverged, TrainingInterrupted, TrainResult
 from flowmatch.training.methods import METHODS, FlowMatching, Method, flow_matching_loss
 from flowmatch.training.optim import optimizer_step
 from flowmatch.training.presets import PRESETS, Preset, preset_config
 from flowmatch.training.progress import make_reporter
 from flowmatch.training.reflow import ReflowResult, generate_pairs, reflow
+from flowmatch.training.start import resume, train
 from flowmatch.training.state import TrainState
 
 __all__ = [

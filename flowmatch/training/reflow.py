@@ -24,9 +24,10 @@ from flowmatch.storage import StorageError, os_error_reason
 from flowmatch.training.build import apply_threads, check_size
 from flowmatch.training.checkpoint import check_new_run_dir
 from flowmatch.training.config import TrainConfig
-from flowmatch.training.loop import TrainResult, train
+from flowmatch.training.loop import TrainResult
 from flowmatch.training.pairs import load_pairs, save_pairs
 from flowmatch.training.progress import Reporter
+from flowmatch.training.start import train
 
 __all__ = ["ReflowResult", "default_pairs_file", "generate_pairs", "reflow"]
 

@@ -84,14 +84,14 @@ def test_an_ignored_signal_stays_ignored(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_start_up_leaves_nothing(tmp_path, monkeypatch, signum):
-    from flowmatch.training import loop
+    from flowmatch.training import start
 
     def write_then_signal(run_dir, record):
         write_run_record(run_dir, record)
         os.kill(os.getpid(), signum)
 
-    write_run_record = loop.write_run_record
-    monkeypatch.setattr(loop, "write_run_record", write_then_signal)
+    write_run_record = start.write_run_record
+    monkeypatch.setattr(start, "write_run_record", write_then_signal)
     with pytest.raises(KeyboardInterrupt):
         train(TINY, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # so the same --out works next time
