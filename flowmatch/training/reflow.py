@@ -228,8 +228,13 @@ def _student_config(
     train_steps: int | None,
     init: bool,
 ) -> TrainConfig:
-    """The teacher's config with the pairs as the coupling, and the student's settings."""
+    """The teacher's config with the pairs as the coupling, and the student's settings.
+
+    The teacher's preset name is dropped: the student's values are no longer the preset's
+    (the record keeps the pairs file the teacher made, and the teacher in ``init_from``).
+    """
     fields = {
+        "preset": "",
         "method": method,
         "pairs": str(pairs.resolve()),
         "coupling": "independent",

@@ -36,7 +36,7 @@ TINY = TrainConfig(
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     run = tmp_path_factory.mktemp("reflow") / "teacher"
-    train(dataclasses.replace(TINY, coupling="ot"), run)
+    train(dataclasses.replace(TINY, coupling="ot", preset="few-step"), run)
     return run
 
 
@@ -59,6 +59,8 @@ def test_reflow_trains_on_the_pairs_and_reuses_them(teacher, tmp_path):
     info = flowmatch.load_run(tmp_path / "r1")[1]
     assert info.config.pairs == str(r.pairs_file.resolve())
     assert info.config.init_from == str(teacher.resolve())
+    assert flowmatch.load_run(teacher)[1].config.preset == "few-step"
+    assert info.config.preset == ""  # the student's values are not the preset's
     again = reflow(teacher, tmp_path / "r2", n_pairs=200, solver="rk4", steps=4, train_steps=20)
     assert again.reused_pairs
     # a reflow of a reflow
