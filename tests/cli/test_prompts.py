@@ -36,7 +36,7 @@ def test_bad_prompts_are_one_line_errors(run, tmp_path, capsys):
     cases = [
         (["--prompt", long], "reads at most"),
         (["--prompt", "a", "--prompt", "b", "--n", "5"], "does not split evenly"),
-        (["--prompt", "a thick seven", "--class", "7"], "one of --class, --cond and --prompt"),
+        (["--prompt", "a thick seven", "--class", "7"], "one of --class, --cond, --prompt"),
         (["--class", "7"], "use --prompt TEXT"),
         (["--guidance", "2"], "(or --prompt TEXT)"),
     ]
