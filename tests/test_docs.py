@@ -42,6 +42,8 @@ EXPECTED = {
         "refused: the condition['camera']: this model takes images of shape (3, 32, 32)",
         "(8, 20) success",
         "expert success 1.00, followed 1.00",
+        "chunks (8, 20) (3, 20)",
+        "error: this run's condition needs every part; give --part instruction=TEXT too",
     ],
     "docs/flow-matching.md": ["heun NFE 8: W2", "student samples (500, 2)"],
     "docs/index.md": ["NFE 8", "torch.Size([4]) torch.Size([4, 2])"],

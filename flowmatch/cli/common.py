@@ -212,7 +212,8 @@ def add_time_grid_flag(p: argparse.ArgumentParser) -> None:
 
 
 def add_condition_flags(p: argparse.ArgumentParser) -> None:
-    """``--class``, ``--cond``, ``--prompt`` and ``--guidance`` of conditional sampling."""
+    """``--class``, ``--cond``, ``--prompt``, ``--part`` and ``--guidance`` of conditional
+    sampling."""
     p.add_argument(
         "--class",
         dest="label",
@@ -231,6 +232,15 @@ def add_condition_flags(p: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="a text prompt (a run trained on captions, e.g. digits-captions); repeat it for "
         "several, each one row of the --grid (--n split evenly between them)",
+    )
+    p.add_argument(
+        "--part",
+        action="append",
+        metavar="NAME=VALUE",
+        help="one part of a condition of named parts (a run trained on point-robot-instructed, "
+        "e.g. --part image=camera.png --part instruction='go to the red goal'); repeat it for "
+        "every part. VALUE is the words of a text part, a class number or name, or a file: "
+        ".png/.jpg/.npy/.npz for an image, .npy/.npz/.csv for a vector",
     )
     p.add_argument(
         "--guidance",

@@ -18,6 +18,7 @@ from flowmatch.cli.common import (
 )
 from flowmatch.cli.limits import check_finite_result, check_number, check_solve_memory
 from flowmatch.cli.outputs import check_output, npy_bytes, write_outputs
+from flowmatch.cli.parts import part_conditions, part_usage
 from flowmatch.errors import FlowmatchError, check_int, check_seed
 
 if TYPE_CHECKING:
@@ -99,11 +100,12 @@ def run(args: argparse.Namespace) -> None:
 def sample_condition(
     args: argparse.Namespace, flow: Flow, info: RunInfo, n: int
 ) -> tuple[int, dict[str, Any], int | None]:
-    """Turn ``--class`` / ``--cond`` / ``--prompt`` / ``--guidance`` into sampling options.
+    """Turn ``--class`` / ``--cond`` / ``--prompt`` / ``--part`` / ``--guidance`` into sampling
+    options.
 
     Returns:
-        The number of samples (a ``--cond`` file with several rows sets it when ``--n`` is
-        not given; k prompts without ``--n`` for a grid alone take 8 samples each), the
+        The number of samples (a ``--cond`` or ``--part`` file with several rows sets it when
+        ``--n`` is not given; k prompts without ``--n`` for a grid alone take 8 samples each), the
         keyword arguments ``cond`` / ``guidance`` of ``flow.trajectory``, and the images per
         row of a grid (the class count for ``--class all``, the samples per prompt for
         several prompts, else None).
@@ -114,12 +116,15 @@ def sample_condition(
 
     spec = run_condition(info)
     label, cond_file, guidance = args.label, args.cond, args.guidance
-    prompts = getattr(args, "prompt", None)
-    if sum(x is not None for x in (label, cond_file, prompts)) > 1:
-        raise FlowmatchError("give one of --class, --cond and --prompt")
+    prompts, parts = getattr(args, "prompt", None), getattr(args, "part", None)
+    if sum(x is not None for x in (label, cond_file, prompts, parts)) > 1:
+        raise FlowmatchError("give one of --class, --cond, --prompt and --part")
     extra: dict[str, Any] = {}
     nrow = None
-    if prompts is not None:
+    if parts is not None:
+        _check_kind("--part", "dict", spec, info)
+        n, extra["cond"] = part_conditions(parts, spec, n, fixed=args.n is not None)
+    elif prompts is not None:
         n, extra["cond"], nrow = _prompt_conditions(prompts, spec, info, args, n)
     elif label is not None:
         _check_kind("--class", "class", spec, info)
@@ -136,10 +141,12 @@ def sample_condition(
         extra["cond"] = c
     if guidance is not None:
         if "cond" not in extra:
-            raise FlowmatchError(
-                "--guidance steers towards a condition; give --class K or --cond FILE "
-                "(or --prompt TEXT) too"
+            use = (
+                part_usage(spec)
+                if spec is not None and spec.kind == "dict"
+                else "--class K or --cond FILE (or --prompt TEXT)"
             )
+            raise FlowmatchError(f"--guidance steers towards a condition; give {use} too")
         if info.config.cond_drop <= 0:
             raise FlowmatchError(
                 f"{info.run_dir} was trained with --cond-drop 0, so it never learned the "
@@ -156,6 +163,7 @@ _KIND_WORDS = {
     "class": ("class labels", "--class K"),
     "vector": ("condition vectors", "--cond FILE"),
     "text": ("captions (text prompts)", "--prompt TEXT"),
+    "dict": ("named parts (e.g. an image and an instruction)", "--part NAME=VALUE"),
 }
 
 

@@ -32,6 +32,7 @@ from flowmatch.data.text import Vocabulary, words
 __all__ = [
     "DIGIT_SCHEME",
     "FASHION_SCHEME",
+    "PHRASINGS",
     "SEEN_TEMPLATES",
     "UNSEEN_TEMPLATES",
     "Attribute",
@@ -60,6 +61,10 @@ UNSEEN_TEMPLATES = (
 )
 """Sentence shapes never used in training (held-out phrasings); each has words that no
 training template has, so no held-out caption equals a training one."""
+
+PHRASINGS = {"training": SEEN_TEMPLATES, "held-out": UNSEEN_TEMPLATES}
+"""The two sets of sentence shapes by name: how training captions are phrased, and how
+held-out images are (never seen in training)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,24 @@ class CaptionScheme:
             adj=" ".join(adjs), noun=pick(self.nouns[label]), cat=pick(self.category)
         )
         return " ".join(text.split())
+
+    def class_prompts(
+        self, labels: Sequence[int], templates: Sequence[str], seed: int = 0
+    ) -> list[str]:
+        """One prompt per label that names its class and nothing else (no attribute words).
+
+        Each prompt has a template drawn from ``templates`` and synonyms drawn at random,
+        from a generator seeded by ``seed``, so the same call gives the same prompts. Such
+        class-only phrasings are among the training captions (an image in the middle third
+        of every attribute is captioned by its class alone).
+
+        Example:
+            >>> DIGIT_SCHEME.class_prompts([7, 1], PHRASINGS["held-out"], seed=0)
+            ['show me some digit : 7', 'i would like a 1 please']
+        """
+        rng = random.Random(seed)
+        none = [0] * len(self.attributes)
+        return [self.compose(int(k), none, rng.choice(templates), rng) for k in labels]
 
     def measure(self, x: Tensor) -> Tensor:
         """Every attribute of images (N, C, H, W) in [0, 1], (N, A)."""

@@ -34,6 +34,7 @@ __all__ = [
     "ImageFileDataset",
     "is_image_npz",
     "load_image_files",
+    "read_image",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -194,6 +195,19 @@ def _read_folder(root: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, 
 def _visible(folder: Path) -> list[Path]:
     """The folder's entries in name order, without hidden ones (``.DS_Store``, ``.git``)."""
     return sorted((e for e in folder.iterdir() if not e.name.startswith(".")), key=str)
+
+
+def read_image(path: str | Path) -> Tensor:
+    """One PNG/JPEG file as a float image (C, H, W), pixels k = 0..255 as k / 255.
+
+    The colour modes are those of the module docstring; a file that is missing, not an
+    image, or of another mode is refused in one line naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FlowmatchError(f"{path}: no such file; check the path")
+    pixels = _read_images([path])[0]  # (H, W, C) uint8
+    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0  # (C, H, W)
 
 
 def _read_images(files: list[Path]) -> np.ndarray:

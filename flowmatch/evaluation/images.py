@@ -1,5 +1,8 @@
 """Quality of class-conditional image samples: classifier accuracy and Fréchet distance.
 
+A run trained on captions is scored the same way, each sample prompted with a phrasing of
+its class, one row per set of phrasings (see :func:`evaluate_class_conditional`).
+
 For each sampling setting (guidance scale w, solver and steps) the model draws the same
 number of images of every class; a classifier trained on the real training split labels
 them, and its penultimate features give a Fréchet distance to a reference set.
@@ -24,11 +27,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from flowmatch.data.captions import PHRASINGS, CaptionedImages
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.metrics.classifier import ImageClassifier, classify
 from flowmatch.metrics.frechet import frechet_distance
 
-__all__ = ["ImageQuality", "evaluate_class_conditional", "real_data_quality", "reference_split"]
+__all__ = [
+    "ImageQuality",
+    "evaluate_class_conditional",
+    "real_data_quality",
+    "reference_split",
+]
 
 
 @dataclass
@@ -45,6 +54,8 @@ class ImageQuality:
         accuracy: share of images the classifier assigns to their intended class.
         frechet: Fréchet distance (squared) to the held-out split in classifier features.
         seconds: sampling time.
+        phrasing: the set of phrasings of a prompted run's row (``training`` or
+            ``held-out``), else "".
     """
 
     label: str
@@ -56,6 +67,7 @@ class ImageQuality:
     accuracy: float
     frechet: float
     seconds: float
+    phrasing: str = ""
 
 
 def _score(net: ImageClassifier, x: Tensor, labels: Tensor, ref_feats: Tensor) -> tuple:
@@ -124,6 +136,7 @@ def evaluate_class_conditional(
     n: int = 1000,
     seed: int = 0,
     batch_size: int = 500,
+    phrasings: tuple[str, ...] | None = None,
 ) -> list[ImageQuality]:
     """Score class-conditional samples at every guidance scale and solver setting.
 
@@ -133,38 +146,81 @@ def evaluate_class_conditional(
     them. The Fréchet distance is to the reference set R of :func:`reference_split`, as in
     :func:`real_data_quality`.
 
+    A run trained on captions (``dataset`` a :class:`~flowmatch.data.captions.CaptionedImages`)
+    is asked for the classes by prompts: sample i gets a phrasing of class ``labels[i]``
+    alone (no attribute words; see
+    :meth:`~flowmatch.data.captions.CaptionScheme.class_prompts`), drawn from ``seed``, so
+    every scale and setting sees the same prompts. Each set of ``phrasings``
+    (:data:`~flowmatch.data.captions.PHRASINGS`: ``training``, the sentence shapes of the
+    training captions; ``held-out``, shapes never trained on) gets its own rows, with the
+    same noise; accuracy is on the prompted class.
+
     Args:
-        flow: a class-conditional :class:`~flowmatch.FlowModel`.
-        dataset: its labelled image set.
-        net: the reference classifier.
+        flow: a class-conditional (or caption-conditional) :class:`~flowmatch.FlowModel`.
+        dataset: its labelled (or captioned) image set.
+        net: the reference classifier of the images labelled by class.
         guidance_scales: the scales w; None samples v_c alone (the same as w = 1).
         settings: (solver, steps) pairs.
         n: images per row.
-        seed: noise seed.
+        seed: noise seed (and the prompts' seed).
         batch_size: images sampled at once.
+        phrasings: names of the phrasing sets of a captioned set, a row each (None: all).
 
     Returns:
-        One :class:`ImageQuality` per (w, setting).
+        One :class:`ImageQuality` per (w, setting), or per (w, setting, phrasing set) of a
+        captioned set, each with its ``phrasing``.
     """
-    k = dataset.condition.size
+    captioned = isinstance(dataset, CaptionedImages)
+    if phrasings is not None and not captioned:
+        raise ValueError("phrasings are for a captioned data set; this one has class labels")
+    k = len(dataset.scheme.nouns) if captioned else dataset.condition.size
     labels = torch.arange(n) % k  # (n,)
+    conditions: dict[str, Tensor | list[str]] = {"": labels}
+    if captioned:
+        conditions = {
+            name: dataset.scheme.class_prompts(labels.tolist(), PHRASINGS[name], seed)
+            for name in (PHRASINGS if phrasings is None else phrasings)
+        }
+    return _sample_rows(
+        flow, dataset, net, conditions, labels, guidance_scales, settings, seed, batch_size
+    )
+
+
+def _sample_rows(
+    flow: FlowModel,
+    dataset,
+    net: ImageClassifier,
+    conditions: dict[str, Tensor | list[str]],
+    labels: Tensor,
+    guidance_scales: tuple[float | None, ...],
+    settings: tuple[tuple[str, int], ...],
+    seed: int,
+    batch_size: int,
+) -> list[ImageQuality]:
+    """A row per (w, setting, named conditions): n samples, one per row of the conditions
+    (labels or prompts), scored against their intended classes ``labels`` (n,)."""
+    n = labels.shape[0]
     lo, hi = float(dataset.train_data.min()), float(dataset.train_data.max())
     _, ref_feats = classify(net, dataset.test_data[reference_split(dataset, n)[1]])  # R
     rows = []
     for w in guidance_scales:
         for solver, steps in settings:
-            g = torch.Generator().manual_seed(seed)
-            start, parts, nfe = time.perf_counter(), [], 0
-            for b in range(0, n, batch_size):
-                c = labels[b : b + batch_size]
-                sol = flow.trajectory(
-                    c.shape[0], cond=c, guidance=w, solver=solver, steps=steps,
-                    generator=g, return_trajectory=False,
-                )  # fmt: skip
-                parts.append(sol.x.clamp(lo, hi))
-                nfe = sol.nfe
-            seconds = time.perf_counter() - start
-            acc, fd = _score(net, torch.cat(parts), labels, ref_feats)
-            name = f"w={'1 (none)' if w is None else f'{w:g}'} {solver} x{steps}"
-            rows.append(ImageQuality(name, w, solver, steps, nfe, n, acc, fd, seconds))
+            for phrasing, cond in conditions.items():
+                g = torch.Generator().manual_seed(seed)
+                start, parts, nfe = time.perf_counter(), [], 0
+                for b in range(0, n, batch_size):
+                    c = cond[b : b + batch_size]
+                    sol = flow.trajectory(
+                        len(c), cond=c, guidance=w, solver=solver, steps=steps,
+                        generator=g, return_trajectory=False,
+                    )  # fmt: skip
+                    parts.append(sol.x.clamp(lo, hi))
+                    nfe = sol.nfe
+                seconds = time.perf_counter() - start
+                acc, fd = _score(net, torch.cat(parts), labels, ref_feats)
+                name = f"w={'1 (none)' if w is None else f'{w:g}'} {solver} x{steps}"
+                name += f", {phrasing} phrasings" if phrasing else ""
+                rows.append(
+                    ImageQuality(name, w, solver, steps, nfe, n, acc, fd, seconds, phrasing)
+                )
     return rows

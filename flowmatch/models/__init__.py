@@ -11,6 +11,7 @@ from flowmatch.models.condition_encoders import (
     DictEncoder,
     ImageEncoder,
     TextEncoder,
+    TextSizes,
     make_condition_embedding,
 )
 from flowmatch.models.conditioning import ClassEmbedding, ConditionEmbedding, VectorEmbedding
@@ -38,6 +39,7 @@ __all__ = [
     "OptimalVelocity",
     "SinusoidalTimeEmbedding",
     "TextEncoder",
+    "TextSizes",
     "UNetVelocity",
     "VectorEmbedding",
     "VelocityModel",
@@ -110,6 +112,23 @@ class ModelConfig:
             "for dict conditions of an image and a text (mlp model)"
         },
     )
+    # the text encoder of prompts and instructions; runs saved before these were fields used
+    # the defaults (config.MODEL_FIELDS_ADDED_LATER)
+    text_width: int = field(
+        default=64,
+        metadata={"help": "model size of the text encoder's transformer (prompts, instructions)"},
+    )
+    text_layers: int = field(
+        default=2, metadata={"help": "transformer layers of the text encoder (prompts)"}
+    )
+    text_heads: int = field(
+        default=4,
+        metadata={"help": "attention heads of the text encoder; they must divide --text-width"},
+    )
+    text_ff_mult: int = field(
+        default=2,
+        metadata={"help": "feed-forward width of the text encoder, in multiples of --text-width"},
+    )
     # unet
     channels: int = field(
         default=32, metadata={"help": "channels at full resolution (--model unet)"}
@@ -127,6 +146,10 @@ class ModelConfig:
         default=False,
         metadata={"help": "self-attention at the lowest resolution (--model unet)"},
     )
+
+    def text_sizes(self) -> TextSizes:
+        """The sizes of the text encoder, checked (one line for impossible ones)."""
+        return TextSizes(self.text_width, self.text_layers, self.text_heads, self.text_ff_mult)
 
     def is_conditional(self) -> bool:
         """Whether the network takes a condition (classes, vectors or a spec'd kind)."""
@@ -153,6 +176,7 @@ def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         input_scale=cfg.input_scale,
         condition=cfg.condition,
         film=cfg.film,
+        text=cfg.text_sizes(),
     )
 
 
@@ -168,6 +192,7 @@ def _unet(cfg: ModelConfig, shape: tuple[int, ...]) -> VelocityModel:
         channel_mult=parse_channel_mult(cfg.channel_mult, cfg.levels),
         attention=cfg.attention,
         condition=cfg.condition,
+        text=cfg.text_sizes(),
     )
 
 

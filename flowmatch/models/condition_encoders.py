@@ -27,12 +27,13 @@ How to use it, end to end:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from flowmatch.data.conditions import ConditionSpec
-from flowmatch.errors import FlowmatchError, lookup
+from flowmatch.errors import FlowmatchError, check_int, lookup
 from flowmatch.models.conditioning import ClassEmbedding, ConditionEmbedding, VectorEmbedding
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "DictEncoder",
     "ImageEncoder",
     "TextEncoder",
+    "TextSizes",
     "make_condition_embedding",
 ]
 
@@ -122,6 +124,40 @@ class ImageEncoder(SpecEncoder):
         return h  # (B, dim)
 
 
+@dataclass(frozen=True)
+class TextSizes:
+    """The sizes of a :class:`TextEncoder`'s transformer (``ModelConfig.text_*``).
+
+    Attributes:
+        width: the model size W of the tokens' states.
+        layers: transformer layers (>= 1).
+        heads: attention heads; they split W, so they must divide it.
+        ff_mult: the feed-forward layers' width, in multiples of W.
+
+    Example:
+        >>> TextSizes(width=32, heads=4).heads
+        4
+        >>> TextSizes(width=32, heads=3)
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: the text encoder's 3 heads must divide its width 32 ...
+    """
+
+    width: int = 64
+    layers: int = 2
+    heads: int = 4
+    ff_mult: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("width", "layers", "heads", "ff_mult"):
+            check_int(getattr(self, name), f"the text encoder's {name}")
+        if self.width % self.heads:
+            raise FlowmatchError(
+                f"the text encoder's {self.heads} heads must divide its width {self.width} "
+                "(each head attends in width / heads dimensions)"
+            )
+
+
 class TextEncoder(SpecEncoder):
     """e(c) for token ids c (B, L) by a small transformer; e(c) is its summary token's output.
 
@@ -132,9 +168,7 @@ class TextEncoder(SpecEncoder):
     Args:
         spec: a ``text`` condition spec (its vocabulary size and length L).
         dim: embedding size.
-        width: the transformer's model size.
-        layers: transformer layers.
-        heads: attention heads.
+        sizes: the transformer's width, layers, heads and feed-forward width.
 
     References:
         Vaswani et al., "Attention Is All You Need" (2017); Devlin et al., "BERT: Pre-training
@@ -150,18 +184,18 @@ class TextEncoder(SpecEncoder):
 
     kind = "text"
 
-    def __init__(
-        self, spec: ConditionSpec, dim: int, width: int = 64, layers: int = 2, heads: int = 4
-    ) -> None:
+    def __init__(self, spec: ConditionSpec, dim: int, sizes: TextSizes | None = None) -> None:
         super().__init__()
         self.spec, self.dim = spec, int(dim)
+        self.sizes = sizes = sizes or TextSizes()
+        width, heads = sizes.width, sizes.heads
         self.tokens = nn.Embedding(len(spec.vocab), width, padding_idx=0)
         self.positions = nn.Parameter(torch.randn(spec.size + 1, width) * 0.02)
         self.summary = nn.Parameter(torch.randn(width) * 0.02)
         layer = nn.TransformerEncoderLayer(
-            width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True
+            width, heads, sizes.ff_mult * width, dropout=0.0, batch_first=True, norm_first=True
         )
-        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.transformer = nn.TransformerEncoder(layer, sizes.layers, enable_nested_tensor=False)
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
         self.null_embedding = nn.Parameter(torch.zeros(dim))
 
@@ -194,6 +228,7 @@ class DictEncoder(SpecEncoder):
         spec: a ``dict`` condition spec.
         dim: embedding size (of each part's embedding and of e(c)).
         film: modulate the image part's convolutions by the text part's embedding.
+        text: the sizes of a text part's encoder (default: :class:`TextSizes`'s).
 
     References:
         Perez et al., "FiLM: Visual Reasoning with a General Conditioning Layer" (2018).
@@ -210,11 +245,16 @@ class DictEncoder(SpecEncoder):
 
     kind = "dict"
 
-    def __init__(self, spec: ConditionSpec, dim: int, film: bool = False) -> None:
+    def __init__(
+        self, spec: ConditionSpec, dim: int, film: bool = False, text: TextSizes | None = None
+    ) -> None:
         super().__init__()
         self.spec, self.dim = spec, int(dim)
         self.parts = nn.ModuleDict(
-            {name: make_condition_embedding(0, 0, dim, part) for name, part in spec.parts}
+            {
+                name: make_condition_embedding(0, 0, dim, part, text=text)
+                for name, part in spec.parts
+            }
         )
         k = len(spec.parts)
         self.combine = nn.Sequential(nn.Linear(k * dim, dim), nn.SiLU(), nn.Linear(dim, dim))
@@ -253,14 +293,15 @@ class DictEncoder(SpecEncoder):
         return self.combine(torch.cat([e[name] for name in self.parts], dim=1))  # (B, dim)
 
 
-CONDITION_ENCODERS: dict[str, Callable[[ConditionSpec, int], ConditionEmbedding]] = {
-    "class": lambda spec, dim: ClassEmbedding(spec.size, dim),
-    "vector": lambda spec, dim: VectorEmbedding(spec.size, dim),
-    "image": ImageEncoder,
+CONDITION_ENCODERS: dict[str, Callable[..., ConditionEmbedding]] = {
+    "class": lambda spec, dim, text=None: ClassEmbedding(spec.size, dim),
+    "vector": lambda spec, dim, text=None: VectorEmbedding(spec.size, dim),
+    "image": lambda spec, dim, text=None: ImageEncoder(spec, dim),
     "text": TextEncoder,
-    "dict": DictEncoder,
+    "dict": lambda spec, dim, text=None: DictEncoder(spec, dim, text=text),
 }
-"""Condition kind -> the encoder built for it, ``(spec, dim) -> ConditionEmbedding``."""
+"""Condition kind -> the encoder built for it, ``(spec, dim, text=None) -> ConditionEmbedding``;
+``text`` holds the :class:`TextSizes` of a text encoder (a dict's passes it to its parts)."""
 
 
 def make_condition_embedding(
@@ -269,6 +310,7 @@ def make_condition_embedding(
     dim: int,
     spec: ConditionSpec | dict | None = None,
     film: bool = False,
+    text: TextSizes | None = None,
 ) -> ConditionEmbedding | None:
     """The encoder of a model's condition, or None for an unconditional model.
 
@@ -280,6 +322,8 @@ def make_condition_embedding(
             ``cond_dim`` must be 0.
         film: a dict of an image and a text is encoded with the text modulating the image
             encoder (see :class:`DictEncoder`); other kinds refuse it.
+        text: the sizes of the encoder of a text (or of a dict's text part); default
+            :class:`TextSizes`'s.
 
     Example:
         >>> make_condition_embedding(10, 0, 8).kind, make_condition_embedding(0, 0, 8)
@@ -308,5 +352,5 @@ def make_condition_embedding(
             raise FlowmatchError(
                 f"film needs a dict condition of an image and a text, got a {spec.kind} condition"
             )
-        return DictEncoder(spec, dim, film=True)
-    return lookup(CONDITION_ENCODERS, spec.kind, "condition kind")(spec, dim)
+        return DictEncoder(spec, dim, film=True, text=text)
+    return lookup(CONDITION_ENCODERS, spec.kind, "condition kind")(spec, dim, text)

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from flowmatch.data.conditions import ConditionSpec
 from flowmatch.models.base import VelocityModel
-from flowmatch.models.condition_encoders import make_condition_embedding
+from flowmatch.models.condition_encoders import TextSizes, make_condition_embedding
 from flowmatch.models.embeddings import FourierFeatures, SinusoidalTimeEmbedding
 
 __all__ = ["ACTIVATIONS", "MLPVelocity"]
@@ -48,6 +48,9 @@ class MLPVelocity(VelocityModel):
         input_features: m > 0 to feed the network random Fourier features of x as well
             (:class:`~flowmatch.models.embeddings.FourierFeatures`); 0 feeds x alone.
         input_scale: the standard deviation of their frequencies.
+        film: let a dict condition's text modulate its image encoder (see
+            :class:`~flowmatch.models.condition_encoders.DictEncoder`).
+        text: the sizes of a text condition's encoder (None: the defaults).
 
     Example:
         >>> import torch
@@ -71,6 +74,7 @@ class MLPVelocity(VelocityModel):
         input_scale: float = 1.0,
         condition: ConditionSpec | dict | None = None,
         film: bool = False,
+        text: TextSizes | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -83,7 +87,7 @@ class MLPVelocity(VelocityModel):
         self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, time_max_freq)
         layers: list[nn.Module] = []
         self.condition = make_condition_embedding(
-            num_classes, cond_dim, cond_embed_dim, condition or None, film=film
+            num_classes, cond_dim, cond_embed_dim, condition or None, film=film, text=text
         )
         self.input_embed = (
             FourierFeatures(dim, input_features, input_scale) if input_features else None

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from flowmatch.data.conditions import ConditionSpec
 from flowmatch.models.base import VelocityModel
-from flowmatch.models.condition_encoders import make_condition_embedding
+from flowmatch.models.condition_encoders import TextSizes, make_condition_embedding
 from flowmatch.models.embeddings import SinusoidalTimeEmbedding
 
 __all__ = ["ResBlock", "SelfAttention", "UNetVelocity", "parse_channel_mult"]
@@ -135,6 +135,7 @@ class UNetVelocity(VelocityModel):
         attention: add self-attention at the lowest resolution.
         condition: the spec (or its record) of any other condition (images, texts, dicts),
             encoded by :func:`~flowmatch.models.condition_encoders.make_condition_embedding`.
+        text: the sizes of a text condition's encoder (None: the defaults).
 
     References:
         Ronneberger et al., "U-Net: Convolutional Networks for Biomedical Image Segmentation"
@@ -159,6 +160,7 @@ class UNetVelocity(VelocityModel):
         channel_mult: tuple[int, ...] | None = None,
         attention: bool = False,
         condition: ConditionSpec | dict | None = None,
+        text: TextSizes | None = None,
     ) -> None:
         super().__init__()
         if len(shape) != 3:
@@ -189,7 +191,9 @@ class UNetVelocity(VelocityModel):
             nn.SiLU(),
             nn.Linear(emb, emb),
         )
-        self.condition = make_condition_embedding(num_classes, cond_dim, emb, condition or None)
+        self.condition = make_condition_embedding(
+            num_classes, cond_dim, emb, condition or None, text=text
+        )
         widths = [channels * m for m in channel_mult]  # per resolution
         self.stem = nn.Conv2d(c_img, widths[0], 3, padding=1)
         self.down = nn.ModuleList()

@@ -76,10 +76,17 @@ FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0, "time_sampling": "uniform"}
 so it resumes as it trained (OT couplings solved the whole batch at once; times were uniform
 before the measured defaults of docs/benchmarks.md, "Defaults")."""
 
-MODEL_FIELDS_ADDED_LATER: dict[str, Any] = {"time_max_freq": 1000.0}
+MODEL_FIELDS_ADDED_LATER: dict[str, Any] = {
+    "time_max_freq": 1000.0,
+    "text_width": 64,
+    "text_layers": 2,
+    "text_heads": 4,
+    "text_ff_mult": 2,
+}
 """The same for the model config: the time embedding's frequency cap was 1000 before it was a
 field, and the default moved to a measured value later (docs/benchmarks.md, "Defaults"), so a
-saved model without the field rebuilds the network it trained."""
+saved model without the field rebuilds the network it trained; the text encoder's sizes were
+fixed at these values before they were fields, so they stay pinned if the defaults move."""
 
 
 @dataclass
@@ -368,10 +375,23 @@ class TrainConfig:
                     "a model with a condition spec takes no --num-classes or --cond-dim"
                 )
             ConditionSpec.from_dict(m.condition)  # refuses a damaged record in one line
+        self._validate_text_encoder()
         if m.cond_embed_dim < 1 or m.channels < 1 or m.levels < 0:
             raise FlowmatchError(
                 f"--cond-embed-dim and --channels must be >= 1 and --levels >= 0, got "
                 f"{m.cond_embed_dim}, {m.channels} and {m.levels}"
+            )
+
+    def _validate_text_encoder(self) -> None:
+        m = self.model
+        for name in ("text_width", "text_layers", "text_heads", "text_ff_mult"):
+            check_int(getattr(m, name), flag(name))
+        if m.text_width % m.text_heads:
+            fits = [h for h in range(1, min(m.text_width, 16) + 1) if m.text_width % h == 0]
+            raise FlowmatchError(
+                f"--text-heads {m.text_heads} does not divide --text-width {m.text_width} "
+                f"(each head attends in width / heads dimensions); use one of "
+                f"{', '.join(map(str, fits))} heads, or another width"
             )
 
     def _validate_ranges(self) -> None:

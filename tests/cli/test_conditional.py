@@ -139,7 +139,9 @@ def test_eval_images_scores_samples_with_a_cached_classifier(runs, tmp_path, cap
         assert "real held-out" in out and "real train" in out and "w=3 midpoint x2" in out
     assert len(list(cache.glob("classifier-digits-images-*.safetensors"))) == 1
     assert main(["eval-images", str(runs["robot"])]) == 2
-    assert "class-conditional image runs" in error_line(capsys)
+    assert "class-conditional or prompted image runs" in error_line(capsys)
+    assert main(["eval-images", str(runs["image"]), "--phrasings", "training"]) == 2
+    assert "with class labels; drop --phrasings" in error_line(capsys)
 
 
 def test_guidance_that_overflows_writes_nothing(runs, tmp_path, capsys):

@@ -36,10 +36,39 @@ def test_bad_prompts_are_one_line_errors(run, tmp_path, capsys):
     cases = [
         (["--prompt", long], "reads at most"),
         (["--prompt", "a", "--prompt", "b", "--n", "5"], "does not split evenly"),
-        (["--prompt", "a thick seven", "--class", "7"], "one of --class, --cond and --prompt"),
+        (["--prompt", "a thick seven", "--class", "7"], "one of --class, --cond, --prompt"),
         (["--class", "7"], "use --prompt TEXT"),
         (["--guidance", "2"], "(or --prompt TEXT)"),
     ]
     for extra, fragment in cases:
         assert main(["sample", run, "--grid", png, *extra]) == 2, extra
         assert fragment in error_line(capsys), extra
+
+
+def test_eval_images_scores_a_prompted_run_per_phrasing_set(run, tmp_path, capsys, monkeypatch):
+    from flowmatch.evaluation import classifier
+
+    monkeypatch.setenv("FLOWMATCH_CACHE", str(tmp_path / "cache"))
+    quick = {"epochs": 0.2, "width": 4, "feature_dim": 8}
+    monkeypatch.setitem(classifier.CLASSIFIER_SETTINGS, "digits-images", quick)
+    argv = ["eval-images", run, "--n", "20", "--solver-steps", "1", "--guidance", "0", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    table = [line.rsplit(maxsplit=4) for line in out.splitlines() if line.startswith("w=")]
+    rows = {label: numbers for label, *numbers in table}  # label -> NFE, accuracy, Fréchet, n
+    assert "training (6 sentence shapes), held-out (4 shapes never trained on)" in out
+    assert sorted(rows) == sorted(
+        f"w={w} midpoint x1, {p} phrasings" for w in (0, 2) for p in ("training", "held-out")
+    )
+    for nfe, accuracy, frechet, n in rows.values():
+        assert nfe == "2" and 0 <= float(accuracy) <= 1 and float(frechet) >= 0 and n == "20"
+    # w = 0 ignores the prompt: both phrasings give the same samples from the same noise
+    w0 = "w=0 midpoint x1, {} phrasings"
+    assert rows[w0.format("training")] == rows[w0.format("held-out")]
+    assert main([*argv, "--phrasings", "held-out"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out phrasings" in out and "training phrasings" not in out
+    for extra, fragment in ((["--phrasings", "novel"], "invalid choice: 'novel'"),
+                            (["--phrasings"], "expected at least one argument")):  # fmt: skip
+        assert main([*argv, *extra]) == 2
+        assert fragment in error_line(capsys)

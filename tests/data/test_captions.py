@@ -52,3 +52,22 @@ def test_the_condition_is_text_and_rows_match(ds):
     assert ds.train_cond.shape == (ds.train_data.shape[0], ds.condition.size)
     assert ds.train_cond.dtype == torch.long and ds.train_labels.shape == ds.train_cond.shape[:1]
     assert ds.test_cond.shape[0] == ds.test_data.shape[0] == ds.test_labels.shape[0]
+
+
+def test_class_prompts_name_their_class_alone_in_the_phrasings_asked_for(ds):
+    from flowmatch.data.captions import PHRASINGS
+
+    labels = [k for k in range(10) for _ in range(6)]
+    train = {tuple(words(c)) for c in ds.train_captions}
+    adjectives = {w for a in DIGIT_SCHEME.attributes for w in a.low + a.high}
+    for name, templates in PHRASINGS.items():
+        prompts = DIGIT_SCHEME.class_prompts(labels, templates, seed=3)
+        assert prompts == DIGIT_SCHEME.class_prompts(labels, templates, seed=3)
+        for label, prompt in zip(labels, prompts, strict=True):
+            said = set(words(prompt))
+            assert said & set(DIGIT_SCHEME.nouns[label]) and not said & adjectives
+            others = {w for k, nouns in enumerate(DIGIT_SCHEME.nouns) if k != label for w in nouns}
+            assert not said & others
+        # training phrasings are training captions; held-out ones never are
+        in_training = [tuple(words(p)) in train for p in prompts]
+        assert all(in_training) if name == "training" else not any(in_training)

@@ -154,3 +154,37 @@ def test_forward_refuses_rows_of_the_wrong_shape_or_dtype(kind):
     for wrong in (c[:1], bad):
         with pytest.raises(FlowmatchError, match=f"{kind} conditions must be"):
             enc(wrong, 2)
+
+
+@pytest.mark.parametrize("kind", ["text", "dict"])
+def test_the_model_configs_text_sizes_build_the_text_encoder(kind):
+    cfg = ModelConfig(
+        condition=SPECS[kind].to_dict(), text_width=24, text_layers=3, text_heads=6, text_ff_mult=3
+    )
+    v = build_model(cfg, (2,))
+    text = v.condition if kind == "text" else v.condition.parts["instruction"]
+    layers = text.transformer.layers
+    assert len(layers) == 3 and text.tokens.embedding_dim == 24
+    assert all(la.self_attn.num_heads == 6 and la.linear1.out_features == 72 for la in layers)
+    c = v.check_condition(VALUES[kind], 2)
+    assert v(torch.zeros(2, 2), 0.5, c).shape == (2, 2)
+    default = build_model(ModelConfig(condition=SPECS[kind].to_dict()), (2,))
+    n_params = sum(p.numel() for p in default.parameters())
+    assert n_params != sum(p.numel() for p in v.parameters())
+
+
+@pytest.mark.parametrize(
+    ("sizes", "match"),
+    [
+        ({"width": 64, "heads": 3}, "3 heads must divide its width 64"),
+        ({"layers": 0}, "layers must be an integer >= 1"),
+        ({"width": 0}, "width must be an integer >= 1"),
+        ({"ff_mult": 0}, "ff_mult must be an integer >= 1"),
+    ],
+)
+def test_impossible_text_sizes_get_one_line(sizes, match):
+    from flowmatch.models import TextSizes
+
+    with pytest.raises(FlowmatchError, match=match) as info:
+        TextSizes(**sizes)
+    assert "\n" not in str(info.value)

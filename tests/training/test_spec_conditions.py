@@ -66,3 +66,41 @@ def test_film_works_with_the_mlp_model_only():
     model = flowmatch.ModelConfig(name="unet", film=True)
     with pytest.raises(flowmatch.FlowmatchError, match="--film work with --model mlp only"):
         flowmatch.TrainConfig(data="mnist", model=model).validate()
+
+
+def test_text_encoder_sizes_are_saved_with_the_run_and_old_runs_keep_theirs(tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "camera-demo", camera_and_instruction)
+    for name, sizes in (("small", {"text_width": 16, "text_layers": 1, "text_heads": 2}),
+                        ("default", {})):  # fmt: skip
+        model = flowmatch.ModelConfig(width=16, depth=1, cond_embed_dim=8, **sizes)
+        cfg = flowmatch.TrainConfig(data="camera-demo", model=model, steps=3, batch_size=8)
+        flowmatch.train(cfg, tmp_path / name)
+    text = flowmatch.load(tmp_path / "small").velocity.condition.parts["instruction"]
+    assert (text.sizes.width, text.sizes.layers, text.sizes.heads) == (16, 1, 2)
+    assert len(text.transformer.layers) == 1 and text.tokens.embedding_dim == 16
+    cond = {"camera": torch.rand(3, 8, 8), "instruction": "go left"}
+    before = flowmatch.load(tmp_path / "default").sample(4, cond=cond, steps=2, seed=0)
+    old = tmp_path / "default" / "config.json"  # a run saved before the sizes were fields
+    record = json.loads(old.read_text())
+    for name in ("text_width", "text_layers", "text_heads", "text_ff_mult"):
+        del record["config"]["model"][name]
+    old.write_text(json.dumps(record))
+    flow = flowmatch.load(tmp_path / "default")  # the same weights load into the same shapes
+    assert flow.velocity.condition.parts["instruction"].sizes == flowmatch.models.TextSizes()
+    assert torch.equal(flow.sample(4, cond=cond, steps=2, seed=0), before)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "match"),
+    [
+        ({"text_heads": 3}, "--text-heads 3 does not divide --text-width 64 .*use one of 1, 2, 4"),
+        ({"text_layers": 0}, "--text-layers must be an integer >= 1"),
+        ({"text_width": 0}, "--text-width must be an integer >= 1"),
+        ({"text_ff_mult": -1}, "--text-ff-mult must be an integer >= 1"),
+    ],
+)
+def test_impossible_text_encoder_sizes_are_refused_in_one_line(sizes, match, tmp_path):
+    cfg = flowmatch.TrainConfig(data="digits-captions", model=flowmatch.ModelConfig(**sizes))
+    with pytest.raises(flowmatch.FlowmatchError, match=match) as info:
+        flowmatch.train(cfg, tmp_path / "run")
+    assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
