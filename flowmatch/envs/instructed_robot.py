@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -340,10 +341,7 @@ def instruction_dataset(situations: int = 100, seed: int = 0):
     """
     from flowmatch.data import ArrayDataset
 
-    env = InstructedRobot()
-    images, texts, chunks = env.demonstrations(situations, seed)
-    spec = condition_spec(env)
-    cond = spec.encode({"image": images, "instruction": texts}, chunks.shape[0])
+    chunks, cond, spec = _encoded_demonstrations(situations, seed)
     return ArrayDataset(
         chunks,
         "point-robot-instructed",
@@ -352,3 +350,15 @@ def instruction_dataset(situations: int = 100, seed: int = 0):
         cond=cond,
         condition=spec,
     )
+
+
+@cache
+def _encoded_demonstrations(situations: int, seed: int) -> tuple[Tensor, Tensor, ConditionSpec]:
+    """The demonstrations' chunks (N, 20), encoded conditions (N, C) and spec, made once per
+    process: a run builds its data set more than once, and each build renders every picture.
+    The data set indexes copies of them, so the cached tensors are never changed."""
+    env = InstructedRobot()
+    images, texts, chunks = env.demonstrations(situations, seed)
+    spec = condition_spec(env)
+    cond = spec.encode({"image": images, "instruction": texts}, chunks.shape[0])
+    return chunks, cond, spec
