@@ -25,7 +25,8 @@ from flowmatch.training.checkpoint import (
     run_config,
     write_run_record,
 )
-from flowmatch.training.config import TrainConfig, check_device_name
+from flowmatch.training.config import TrainConfig
+from flowmatch.training.config_checks import check_device_name
 from flowmatch.training.distributed import Job, end_job, leave_together, start_job
 from flowmatch.training.fingerprint import check_fingerprints
 from flowmatch.training.lock import RunLock
