@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from flowmatch.cli import main
+from flowmatch.cli import demo, main
 from tests.cli.helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
@@ -96,6 +96,11 @@ def test_eval_draws_average_the_model_and_the_floor_alike(run, tmp_path, capsys)
     assert mean["floor"]["mmd"] == single["floor"]["mmd"]
     for r1, r3 in zip(single["rows"], mean["rows"], strict=True):
         assert r3["w2_draws"][0] == r1["w2"] and r3["mmd"] == r1["mmd"]
+    # the demo's lines: the ratio of the means, and each draw against its own floor
+    lines = demo.result_lines(mean)
+    assert len(lines) == 2 and all(line.count("x") >= 4 for line in lines)
+    heun = next(r for r in mean["rows"] if (r["solver"], r["steps"]) == ("heun", 2))
+    assert f"{heun['w2_draws'][2] / mean['floor']['w2_draws'][2]:.2f}x)" in lines[1]
 
 
 def test_eval_needs_at_least_one_draw(run, capsys):
