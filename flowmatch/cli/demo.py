@@ -25,8 +25,10 @@ floor at 100 NFE of the recipes of one training cost (chosen on training seeds 0
 reported on 2 to 4: docs/benchmarks.md, "The demo's recipe")."""
 
 DRAWS = 3
-"""Independent draws of ``flowmatch eval --draws`` the demo's W2 and its floor average: one
-draw of 2000 points moves the ratio by about 0.2 either way (docs/benchmarks.md, "Defaults")."""
+"""Independent draws of ``flowmatch eval --draws`` whose mean W2 and floor the demo reports: on
+moons the ratio of one draw of 2000 points has a standard deviation of about 0.4, that of the
+means of 3 draws about 0.2, each draw costing ~10 CPU s (docs/benchmarks.md, "The demo's
+recipe")."""
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
