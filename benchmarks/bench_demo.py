@@ -80,11 +80,13 @@ def main() -> None:
                 run = Path(tmp) / f"{name}-{seed}"
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 argv = ["train", "--data", "moons", *CANDIDATES[name], "--seed", str(seed)]
-                subprocess.run(
+                done = subprocess.run(
                     [sys.executable, "-m", "flowmatch", *argv, "--out", str(run)],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
                 )
+                if done.returncode != 0:
+                    sys.exit(f"flowmatch {' '.join(argv)} failed:\n{done.stderr}")
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
                 w2 = score(run, args.draws)
