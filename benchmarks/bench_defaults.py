@@ -1,8 +1,9 @@
 """The measurements behind the training and sampling defaults, on the built-in 2-D sets.
 
 Each candidate is a set of config values (a few fields changed from the current defaults).
-Every candidate is trained on every chosen data set and seed, at the budget of ``flowmatch
-demo`` (4000 steps), one thread per run, and scored against fresh held-out draws:
+Every candidate is trained on every chosen data set and seed, at the budget ``flowmatch
+demo`` had when they were measured (4000 steps; benchmarks/bench_demo.py chose its recipe
+since), one thread per run, and scored against fresh held-out draws:
 
 - W2 at 100 NFE (Euler, 100 steps) and at few NFE (Euler 4 steps, heun 4 steps = 8 NFE),
   each as a ratio to the data floor (the W2 of an independent sample of real data against the

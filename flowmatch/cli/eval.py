@@ -7,7 +7,6 @@ fixed-grid solver, the fewest steps within a tolerance of dopri5, and the straig
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--data", type=Path, help="held-out data file (default: the run's own)")
     p.add_argument("--n", type=int, default=2000, help="held-out points for built-ins (2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="independent draws of held-out points, sampling noise and the floor's data; "
+        "every W2 (and the floor's) is their mean, with the spread beside it (default: 1)",
+    )
     p.add_argument(
         "--json",
         type=Path,
@@ -98,27 +104,37 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     add_device_flags(p)
 
 
-def _reference(args: argparse.Namespace, info: RunInfo) -> tuple[torch.Tensor, torch.Tensor]:
-    """Held-out data, and an independent draw of real data of the same size for the floor."""
+def _reference(
+    args: argparse.Namespace, info: RunInfo, draw: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out data, and an independent draw of real data of the same size for the floor.
+
+    Draw k takes the seeds ``seed + 2k`` (held-out points, and the sampling noise in
+    :func:`run`) and ``seed + 2k + 1`` (the floor's draw), so draw 0 is the single draw of
+    earlier releases and no two draws share a seed. A data file is the held-out set of
+    every draw.
+    """
     import torch
 
     from flowmatch.data import load_array
 
-    g = torch.Generator().manual_seed(args.seed)
+    seed = _draw_seed(args, draw)
+    dataset = info.config.dataset()
     if args.data is not None:
         ref = check_points(load_array(args.data), str(args.data), dim=info.dim)
-        return ref, info.config.dataset().iid_sample(ref.shape[0], g)
-    dataset = info.config.dataset()
-    ref = dataset.held_out(args.n, g)
-    floor = dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(args.seed + 1))
+        return ref, dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(seed))
+    ref = dataset.held_out(args.n, torch.Generator().manual_seed(seed))
+    floor = dataset.iid_sample(ref.shape[0], torch.Generator().manual_seed(seed + 1))
     return ref, floor
+
+
+def _draw_seed(args: argparse.Namespace, draw: int) -> int:
+    """The seed of draw ``draw``'s held-out points and sampling noise (its floor: + 1)."""
+    return args.seed + 2 * draw
 
 
 def run(args: argparse.Namespace) -> None:
     """Print the table (and the curve), and write it as JSON to ``--json`` if asked."""
-    from flowmatch.evaluation.samples import evaluate_flow
-    from flowmatch.metrics import mmd, wasserstein2
-
     if args.json is not None:
         check_output(args.json, ".json", flag="--json", in_run=(EVAL_FILE,))
     if args.oracle_figure is not None:
@@ -134,34 +150,97 @@ def run(args: argparse.Namespace) -> None:
     check_seed(args.seed, optional=True)
     if not args.tolerance >= 0:
         raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
+    draws = check_int(args.draws, "--draws", minimum=1)
     flow, info = load_from_args(args)
     if args.oracle:
         _check_oracle(flow, info)
     if args.data is None:
         _check_memory(args, info, args.n, f"--n {args.n} held-out points")
-    ref, other = _reference(args, info)
-    if args.data is not None:
-        _check_memory(args, info, ref.shape[0], f"{ref.shape[0]} points of {args.data}")
-    floor_w2, floor_mmd = wasserstein2(other, ref), mmd(other, ref)
-    rows = evaluate_flow(flow, ref.to(flow.device), seed=args.seed, time_grid=args.time_grid)
+    want_curve = not args.no_curve and flow.integrates_ode
+    ref, rows, curve, floor = _evaluate_draws(args, flow, info, draws, want_curve)
+    spread = draws > 1
     print(f"run {info.run_dir} (step {info.step}), {ref.shape[0]} held-out points")
-    print(f"{'solver':<10}{'steps':>6}{'NFE':>6}{'W2':>10}{'MMD':>11}{'time s':>9}")
+    if spread:
+        print(
+            f"W2: the mean of {draws} independent draws (held-out points, sampling noise, the "
+            "floor's data), sd their spread; MMD: the first draw's"
+        )
+    sd = f"{'sd':>8}" if spread else ""
+    print(f"{'solver':<10}{'steps':>6}{'NFE':>6}{'W2':>10}{sd}{'MMD':>11}{'time s':>9}")
     for r in rows:
         steps = "-" if r.steps is None else str(r.steps)
-        print(f"{r.solver:<10}{steps:>6}{r.nfe:>6}{r.w2:>10.4f}{r.mmd:>11.2e}{r.seconds:>9.2f}")
-    print(f"{'data floor':<22}{floor_w2:>10.4f}{floor_mmd:>11.2e}   (independent real data)")
-    extra = {} if args.no_curve else _eval_curve(args, flow, ref, rows)
+        sd = f"{r.w2_sd:>8.4f}" if spread else ""
+        print(f"{r.solver:<10}{steps:>6}{r.nfe:>6}{r.w2:>10.4f}{sd}{r.mmd:>11.2e}{r.seconds:>9.2f}")
+    sd = f"{floor['w2_sd']:>8.4f}" if spread else ""
+    print(
+        f"{'data floor':<22}{floor['w2']:>10.4f}{sd}{floor['mmd']:>11.2e}   (independent real data)"
+    )
+    extra = _eval_curve(args, flow, ref, rows, curve) if want_curve else {}
     if args.oracle:
         extra["oracle"] = _eval_oracle(args, flow, info, ref)
     if args.json is not None:
         out = {
-            "rows": [dataclasses.asdict(r) for r in rows],
-            "floor": {"w2": floor_w2, "mmd": floor_mmd},
+            "rows": [r.to_dict() for r in rows],
+            "floor": floor,
             "n": ref.shape[0],
             "time_grid": args.time_grid,
+            **({"draws": draws} if spread else {}),
             **extra,
         }
         save_json(args.json, out)
+
+
+def _evaluate_draws(
+    args: argparse.Namespace, flow: Flow, info: RunInfo, draws: int, want_curve: bool
+) -> tuple[torch.Tensor, list[Any], list[Any], dict[str, Any]]:
+    """The first draw's held-out points, and the table, curve and floor over ``draws`` draws.
+
+    Every W2 is the mean over the draws (the model's and the floor's alike: the same points,
+    the same averaging); MMD is the first draw's, as are the straightness and ``--oracle``
+    that :func:`run` computes on the returned points.
+    """
+    from flowmatch.evaluation.samples import evaluate_flow, mean_over_draws, w2_nfe_curve
+    from flowmatch.metrics import mmd, wasserstein2
+
+    tables, curves, floors = [], [], []
+    for k in range(draws):
+        ref_k, other = _reference(args, info, k)
+        if k == 0:
+            ref = ref_k
+            if args.data is not None:
+                _check_memory(args, info, ref.shape[0], f"{ref.shape[0]} points of {args.data}")
+            floor_mmd = mmd(other, ref)
+        floors.append(wasserstein2(other, ref_k))
+        seed, ref_k = _draw_seed(args, k), ref_k.to(flow.device)
+        rows = evaluate_flow(flow, ref_k, seed=seed, time_grid=args.time_grid, with_mmd=k == 0)
+        tables.append(rows)
+        if want_curve:
+            curves.append(
+                w2_nfe_curve(
+                    flow,
+                    ref_k,
+                    solver=args.curve_solver,
+                    time_grid=args.time_grid,
+                    seed=seed,
+                    known=rows,
+                )
+            )
+    curve = mean_over_draws(curves) if want_curve else []
+    return ref, mean_over_draws(tables), curve, _floor(floors, floor_mmd)
+
+
+def _floor(w2s: list[float], mmd: float) -> dict[str, Any]:
+    """The floor's JSON: W2 the mean over the draws (with their spread for several), MMD."""
+    import statistics
+
+    if len(w2s) == 1:
+        return {"w2": w2s[0], "mmd": mmd}
+    return {
+        "w2": statistics.fmean(w2s),
+        "mmd": mmd,
+        "w2_sd": statistics.stdev(w2s),
+        "w2_draws": w2s,
+    }
 
 
 def _check_memory(args: argparse.Namespace, info: RunInfo, n: int, what: str) -> None:
@@ -177,26 +256,16 @@ def _check_memory(args: argparse.Namespace, info: RunInfo, n: int, what: str) ->
 
 def _w2_row(row: Any) -> dict[str, Any]:
     """A curve row as JSON, without the MMD that curves skip."""
-    return {k: v for k, v in dataclasses.asdict(row).items() if k != "mmd"}
+    return {k: v for k, v in row.to_dict().items() if k != "mmd"}
 
 
 def _eval_curve(
-    args: argparse.Namespace, flow: Flow, ref: torch.Tensor, rows: list[Any]
+    args: argparse.Namespace, flow: Flow, ref: torch.Tensor, rows: list[Any], curve: list[Any]
 ) -> dict[str, Any]:
     """Print the W2-versus-NFE curve, the recommended step count and the straightness."""
-    from flowmatch.evaluation.samples import flow_path_statistics, recommend_steps, w2_nfe_curve
+    from flowmatch.evaluation.samples import flow_path_statistics, recommend_steps
 
-    if not flow.integrates_ode:  # a stack of layers: no solver to tune, no path to measure
-        return {}
     converged = next(r for r in rows if r.solver == "dopri5")
-    curve = w2_nfe_curve(
-        flow,
-        ref.to(flow.device),
-        solver=args.curve_solver,
-        time_grid=args.time_grid,
-        seed=args.seed,
-        known=rows,
-    )
     print(
         f"\nW2 vs NFE ({args.curve_solver}, {args.time_grid} time grid); converged: dopri5 "
         f"W2 {converged.w2:.4f} at NFE {converged.nfe}"
@@ -231,7 +300,7 @@ def _eval_curve(
         "curve": {
             "solver": args.curve_solver,
             "rows": [_w2_row(r) for r in curve],
-            "converged": dataclasses.asdict(converged),
+            "converged": converged.to_dict(),
         },
         "recommended": None if best is None else _w2_row(best),
         "tolerance": args.tolerance,

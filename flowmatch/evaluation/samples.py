@@ -6,8 +6,11 @@ within a tolerance of the converged (adaptive) result, and the straightness of t
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -25,6 +28,7 @@ __all__ = [
     "SolverSetting",
     "evaluate_flow",
     "flow_path_statistics",
+    "mean_over_draws",
     "recommend_steps",
     "solver_options",
     "w2_nfe_curve",
@@ -75,7 +79,12 @@ FEW_STEP = SolverSetting("heun", 2)
 
 @dataclass
 class EvalRow:
-    """One line of the evaluation table."""
+    """One line of the evaluation table.
+
+    ``w2_sd`` and ``w2_draws`` are set on a row merged from several draws
+    (:func:`mean_over_draws`): the sample standard deviation of W2 over the draws and the W2 of
+    each; None for a single draw.
+    """
 
     solver: str
     steps: int | None
@@ -83,6 +92,57 @@ class EvalRow:
     w2: float
     mmd: float
     seconds: float
+    w2_sd: float | None = None
+    w2_draws: tuple[float, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as JSON, without the spread fields of a single draw."""
+        out = dict(vars(self))
+        if self.w2_draws is None:
+            del out["w2_sd"], out["w2_draws"]
+        else:
+            out["w2_draws"] = list(self.w2_draws)
+        return out
+
+
+def mean_over_draws(draws: Sequence[Sequence[EvalRow]]) -> list[EvalRow]:
+    """Merge the rows of independent draws into one row per setting: W2 their mean.
+
+    Each draw lists the same settings in the same order (as :func:`evaluate_flow` gives them
+    for the same ``settings``). A merged row's W2 is the mean over the draws, ``w2_sd`` their
+    sample standard deviation (inf if a draw diverged) and ``w2_draws`` the draws' values;
+    NFE, seconds and MMD are the first draw's. One draw is returned as it is.
+
+    Example:
+        >>> a = [EvalRow("euler", 4, 4, 0.2, 0.01, 0.1)]
+        >>> b = [EvalRow("euler", 4, 4, 0.4, float("nan"), 0.1)]
+        >>> r = mean_over_draws([a, b])[0]
+        >>> round(r.w2, 6), round(r.w2_sd, 6), r.w2_draws, r.mmd
+        (0.3, 0.141421, (0.2, 0.4), 0.01)
+    """
+    from flowmatch.errors import FlowmatchError
+
+    if not draws:
+        raise FlowmatchError("mean_over_draws needs at least one draw of rows")
+    if len(draws) == 1:
+        return list(draws[0])
+    merged = []
+    for rows in zip(*draws, strict=True):
+        if len({(r.solver, r.steps) for r in rows}) != 1:
+            raise FlowmatchError(
+                f"the draws list different settings in one place: {[r.solver for r in rows]}"
+            )
+        values = tuple(r.w2 for r in rows)
+        finite = all(math.isfinite(v) for v in values)
+        merged.append(
+            replace(
+                rows[0],
+                w2=statistics.fmean(values) if finite else math.inf,
+                w2_sd=statistics.stdev(values) if finite else math.inf,
+                w2_draws=values,
+            )
+        )
+    return merged
 
 
 def evaluate_flow(

@@ -75,10 +75,17 @@ def quality_section(
         ]
     )
     header = ["solver", "steps", "NFE", "W2", "W2 / floor", "MMD", "seconds"]
+    draws = evaluation.get("draws")
+    means = (
+        f" W2 (the floor's too) is the mean over {esc(draws)} independent draws of held-out "
+        "points, noise and the floor's data; MMD is the first draw's."
+        if draws
+        else ""
+    )
     body = (
         f'<p class="note">{where} W2 and MMD of as many samples as held-out points, '
         "against those points, with one noise seed for every solver; the data floor is the "
-        "score of an independent draw of real data (what a perfect model gets).</p>"
+        f"score of an independent draw of real data (what a perfect model gets).{means}</p>"
         + table(header, rows)
     )
     body += _curve_html(evaluation, folder)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from flowmatch.cli import main
+from flowmatch.cli import demo, main
 from tests.cli.helpers import error_line
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
@@ -75,6 +75,37 @@ def test_eval_prints_a_table_with_the_floor(run, tmp_path, capsys):
     table = json.loads(js.read_text())
     assert {r["nfe"] for r in table["rows"]} >= {1, 2, 4, 8, 100}
     assert all(r["w2"] > 0 for r in table["rows"]) and table["floor"]["w2"] > 0
+
+
+def test_eval_draws_average_the_model_and_the_floor_alike(run, tmp_path, capsys):
+    one, three = tmp_path / "one.json", tmp_path / "three.json"
+    assert main(["eval", str(run), "--n", "100", "--no-curve", "--json", str(one)]) == 0
+    argv = ["eval", str(run), "--n", "100", "--draws", "3", "--json", str(three)]
+    assert main(argv) == 0
+    assert "mean of 3 independent draws" in capsys.readouterr().out
+    single, mean = json.loads(one.read_text()), json.loads(three.read_text())
+    assert "draws" not in single and "w2_draws" not in single["floor"]
+    assert mean["draws"] == 3
+    # the floor is averaged exactly as every row: the same draws, the same count
+    for part in [mean["floor"], *mean["rows"], *mean["curve"]["rows"]]:
+        assert len(part["w2_draws"]) == 3 and len(set(part["w2_draws"])) == 3
+        assert part["w2"] == pytest.approx(np.mean(part["w2_draws"]))
+        assert part["w2_sd"] == pytest.approx(np.std(part["w2_draws"], ddof=1))
+    # the first draw is the single-draw table
+    assert mean["floor"]["w2_draws"][0] == single["floor"]["w2"]
+    assert mean["floor"]["mmd"] == single["floor"]["mmd"]
+    for r1, r3 in zip(single["rows"], mean["rows"], strict=True):
+        assert r3["w2_draws"][0] == r1["w2"] and r3["mmd"] == r1["mmd"]
+    # the demo's lines: the ratio of the means, and each draw against its own floor
+    lines = demo.result_lines(mean)
+    assert len(lines) == 2 and all(line.count("x") >= 4 for line in lines)
+    heun = next(r for r in mean["rows"] if (r["solver"], r["steps"]) == ("heun", 2))
+    assert f"{heun['w2_draws'][2] / mean['floor']['w2_draws'][2]:.2f}x)" in lines[1]
+
+
+def test_eval_needs_at_least_one_draw(run, capsys):
+    assert main(["eval", str(run), "--draws", "0"]) == 2
+    assert "--draws" in error_line(capsys)
 
 
 def test_eval_with_a_data_file(run, tmp_path, capsys):

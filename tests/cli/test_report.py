@@ -135,6 +135,8 @@ def test_a_full_disk_leaves_no_page_and_the_old_one_whole(run, monkeypatch, caps
 def test_demo_ends_with_the_report(monkeypatch, tmp_path, capsys):
     calls = []
     monkeypatch.setattr(importlib.import_module("flowmatch.cli.main"), "run_command", calls.append)
-    demo.run(argparse.Namespace(data="moons", steps=3, out=tmp_path / "d"))
+    demo.run(argparse.Namespace(data="moons", steps=3, draws=2, out=tmp_path / "d"))
     assert [argv[0] for argv in calls] == ["train", "eval", "plot", "report"]
+    assert calls[0][calls[0].index("--width") + 1] == str(demo.WIDTH)
+    assert calls[1][calls[1].index("--draws") + 1] == "2"
     assert calls[-1] == ["report", str(tmp_path / "d")]

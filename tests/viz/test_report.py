@@ -271,3 +271,14 @@ def test_a_table_with_a_diverged_row_is_read_and_shown(run, tmp_path):
     _, info = flowmatch.load_run(run)
     section = quality_section(info, table, "file", tmp_path, False)
     assert "<td>inf</td>" in section.body and "(9 held-out points)" in section.body
+
+
+def test_a_table_of_several_draws_says_its_w2_are_means(run, tmp_path):
+    from flowmatch.viz.report_quality import quality_section
+
+    _, info = flowmatch.load_run(run)
+    row = {"solver": "euler", "steps": 1, "nfe": 1, "w2": 0.2, "mmd": 0.0}
+    table = {"rows": [row], "floor": {"w2": 0.1, "mmd": 0.0}, "n": 9}
+    assert "independent draws" not in quality_section(info, table, "file", tmp_path, False).body
+    section = quality_section(info, {**table, "draws": 3}, "file", tmp_path, False)
+    assert "mean over 3 independent draws" in section.body
