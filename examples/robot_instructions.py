@@ -68,6 +68,12 @@ def main() -> None:
         help="the instruction modulates the image encoder's feature maps (FiLM)",
     )
     p.add_argument("--cond-embed-dim", type=int, default=64, help="condition embedding size")
+    p.add_argument(
+        "--text-word-dropout",
+        type=float,
+        default=0.0,
+        help="probability that each known word of an instruction becomes <unk> in training",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)  # small networks: one thread is fastest on a CPU
     args.out.mkdir(parents=True, exist_ok=True)
@@ -89,6 +95,7 @@ def main() -> None:
             width=256, depth=3, cond_embed_dim=args.cond_embed_dim, film=args.film
         ),
         seed=args.seed,
+        text_word_dropout=args.text_word_dropout,
         log_every=max(1, args.steps // 10),
         checkpoint_every=args.steps,
     )

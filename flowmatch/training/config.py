@@ -71,10 +71,15 @@ def check_device_name(name: object) -> str:
     return name
 
 
-FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0, "time_sampling": "uniform"}
-"""Fields whose default is not what runs saved without them did: such a run gets this value,
-so it resumes as it trained (OT couplings solved the whole batch at once; times were uniform
-before the measured defaults of docs/benchmarks.md, "Defaults")."""
+FIELDS_ADDED_LATER: dict[str, Any] = {
+    "ot_batch": 0,
+    "time_sampling": "uniform",
+    "text_word_dropout": 0.0,
+}
+"""Fields whose default is not (or may not stay) what runs saved without them did: such a run
+gets this value, so it resumes as it trained (OT couplings solved the whole batch at once;
+times were uniform before the measured defaults of docs/benchmarks.md, "Defaults"; no words of
+a text condition were dropped)."""
 
 MODEL_FIELDS_ADDED_LATER: dict[str, Any] = {"time_max_freq": 1000.0}
 """The same for the model config: the time embedding's frequency cap was 1000 before it was a
@@ -270,6 +275,14 @@ class TrainConfig:
             "help": "probability of dropping a sample's condition in training (for --guidance)"
         },
     )
+    text_word_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "probability that each known word of a text condition (prompt, "
+            "instruction) is replaced by <unk> in training, so the text encoder learns to "
+            "read past unknown words; never at sampling (0: off)"
+        },
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -354,6 +367,11 @@ class TrainConfig:
             raise FlowmatchError(
                 f"--cond-drop must be in [0, 1) (the share of samples trained without their "
                 f"condition), got {self.cond_drop}"
+            )
+        if not 0.0 <= self.text_word_dropout < 1.0:
+            raise FlowmatchError(
+                f"--text-word-dropout must be in [0, 1) (the share of known words replaced by "
+                f"<unk> in training), got {self.text_word_dropout}"
             )
         m = self.model
         check_int(m.num_classes, "--num-classes", 0)  # 0: from the data
