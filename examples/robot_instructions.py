@@ -97,7 +97,7 @@ def main() -> None:
         "--baselines",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also train and roll out the regression policy (--no-baselines: the flow policy alone)",
+        help="also train and roll out the regression policy (--no-baselines: flow only)",
     )
     p.add_argument(
         "--text-word-dropout",
