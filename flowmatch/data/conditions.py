@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from flowmatch.data.text import Vocabulary
+from flowmatch.data.text import Vocabulary, drop_words
 from flowmatch.errors import FlowmatchError, check_int, lookup
 
 __all__ = ["CONDITION_KINDS", "ConditionSpec"]
@@ -128,6 +128,11 @@ class ConditionSpec:
     def part_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.parts)
 
+    @property
+    def has_text(self) -> bool:
+        """It is a text, or a dict with a text part."""
+        return self.kind == "text" or any(p.kind == "text" for _, p in self.parts)
+
     # -- data sets ---------------------------------------------------------------------------------
     @classmethod
     def infer(cls, cond: Tensor) -> ConditionSpec:
@@ -168,6 +173,26 @@ class ConditionSpec:
             block = cond[:, start : start + part.width]  # (B, w)
             start += part.width
             out[part_name] = _FROM_FLOAT[part.kind](part, block)
+        return out
+
+    def drop_words(self, cond: Tensor, p: float, generator: torch.Generator) -> Tensor:
+        """Stored conditions (B, ...) whose texts lose each known word to ``<unk>`` w.p. p.
+
+        Word dropout (:func:`~flowmatch.data.text.drop_words`) of a text condition or of each
+        text part of a packed dict; images, vectors and classes are returned unchanged. A
+        condition without text is returned as it is and draws nothing from ``generator``.
+        """
+        if self.kind == "text":
+            return drop_words(cond, p, generator)
+        if not self.has_text:
+            return cond
+        out, start = cond.clone(), 0  # (B, W)
+        for _, part in self.parts:
+            if part.kind == "text":
+                block = out[:, start : start + part.width]  # (B, L) ids stored as floats
+                dropped = drop_words(block.round().long(), p, generator)
+                out[:, start : start + part.width] = dropped.to(out.dtype)
+            start += part.width
         return out
 
     # -- records -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError
 
-__all__ = ["PAD", "SPECIALS", "UNK", "Vocabulary", "words"]
+__all__ = ["PAD", "SPECIALS", "UNK", "Vocabulary", "drop_words", "words"]
 
 PAD, UNK = "<pad>", "<unk>"
 SPECIALS = (PAD, UNK)
@@ -98,3 +98,37 @@ class Vocabulary:
     def decode(self, ids: Tensor) -> list[str]:
         """The prompts (as the model saw them, unknown words as ``<unk>``) of ids (N, L)."""
         return [" ".join(self.tokens[i] for i in row if i != 0) for row in ids.tolist()]
+
+
+def drop_words(ids: Tensor, p: float, generator: torch.Generator) -> Tensor:
+    """Word dropout: each known word of token ids (B, L) becomes ``<unk>`` with probability p.
+
+    Padding and words already unknown stay as they are. Trained on such prompts, a text
+    encoder learns to read a prompt past the words it does not know, as it must for a
+    phrasing it never saw. A training-time corruption only: prompts are never dropped at
+    sampling. All randomness comes from ``generator`` (one U[0, 1) draw per token), so
+    training stays reproducible and resumable.
+
+    Args:
+        ids: token ids (B, L), 0-padded.
+        p: the probability in [0, 1) that a known word is replaced.
+        generator: the source of the draws.
+
+    Returns:
+        New token ids (B, L).
+
+    References:
+        Bowman et al., "Generating Sentences from a Continuous Space" (2016) (word dropout);
+        Iyyer et al., "Deep Unordered Composition Rivals Syntactic Methods for Text
+        Classification" (2015).
+
+    Example:
+        >>> ids = torch.tensor([[2, 5, 3, 0]])
+        >>> drop_words(ids, 0.0, torch.Generator().manual_seed(0)).tolist()
+        [[2, 5, 3, 0]]
+    """
+    if not 0.0 <= p < 1.0:
+        raise FlowmatchError(f"the word dropout probability must be in [0, 1), got {p}")
+    unk = SPECIALS.index(UNK)
+    u = torch.rand(ids.shape, generator=generator, device=generator.device).to(ids.device)
+    return torch.where((u < p) & (ids > unk), torch.full_like(ids, unk), ids)  # (B, L)

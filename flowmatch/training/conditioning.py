@@ -35,6 +35,12 @@ def resolve_condition(
     """
     spec = dataset.condition if cfg.conditional else None
     m = cfg.model
+    if getattr(cfg, "text_word_dropout", 0.0) and (spec is None or not spec.has_text):
+        what = f"{spec.kind} conditions" if spec is not None else "no conditions in this run"
+        raise FlowmatchError(
+            f"--text-word-dropout drops words of text conditions, but {cfg.data} has {what}; "
+            "leave it at 0"
+        )
     if spec is None:
         if m.is_conditional():
             why = "has no conditions" if dataset.condition is None else "--no-conditional was given"

@@ -13,10 +13,15 @@ from flowmatch.training.config_checks import validate_config
 
 __all__ = ["FIELDS_ADDED_LATER", "MODEL_FIELDS_ADDED_LATER", "TrainConfig"]
 
-FIELDS_ADDED_LATER: dict[str, Any] = {"ot_batch": 0, "time_sampling": "uniform"}
-"""Fields whose default is not what runs saved without them did: such a run gets this value,
-so it resumes as it trained (OT couplings solved the whole batch at once; times were uniform
-before the measured defaults of docs/benchmarks.md, "Defaults")."""
+FIELDS_ADDED_LATER: dict[str, Any] = {
+    "ot_batch": 0,
+    "time_sampling": "uniform",
+    "text_word_dropout": 0.0,
+}
+"""Fields whose default is not (or may not stay) what runs saved without them did: such a run
+gets this value, so it resumes as it trained (OT couplings solved the whole batch at once;
+times were uniform before the measured defaults of docs/benchmarks.md, "Defaults"; no words of
+a text condition were dropped)."""
 
 MODEL_FIELDS_ADDED_LATER: dict[str, Any] = {
     "time_max_freq": 1000.0,
@@ -217,6 +222,14 @@ class TrainConfig:
         default=0.1,
         metadata={
             "help": "probability of dropping a sample's condition in training (for --guidance)"
+        },
+    )
+    text_word_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "probability that each known word of a text condition (prompt, "
+            "instruction) is replaced by <unk> in training, so the text encoder learns to "
+            "read past unknown words; never at sampling (0: off)"
         },
     )
 

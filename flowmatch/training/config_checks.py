@@ -180,6 +180,11 @@ def _conditioning(cfg: TrainConfig) -> None:
             f"--cond-drop must be in [0, 1) (the share of samples trained without their "
             f"condition), got {cfg.cond_drop}"
         )
+    if not 0.0 <= cfg.text_word_dropout < 1.0:
+        raise FlowmatchError(
+            f"--text-word-dropout must be in [0, 1) (the share of known words replaced by "
+            f"<unk> in training), got {cfg.text_word_dropout}"
+        )
     m = cfg.model
     check_int(m.num_classes, "--num-classes", 0)  # 0: from the data
     check_int(m.cond_dim, "--cond-dim", 0)

@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from flowmatch.data.conditions import ConditionSpec
 from flowmatch.errors import FlowmatchError
 from flowmatch.flows.continuous import FlowModel
 from flowmatch.models import build_model, condition_dropout
@@ -74,7 +75,10 @@ class FlowMatching:
     On conditional data (labels, observations) the loss is the conditional one of the
     tutorial's Section 5, E || v(x_t, t, c) - u_t ||^2 with (x1, c) drawn together, and each
     sample's c is replaced by the learned null with probability ``--cond-drop`` so that the
-    same network also learns v(x_t, t, ∅) for classifier-free guidance.
+    same network also learns v(x_t, t, ∅) for classifier-free guidance. With
+    ``--text-word-dropout`` p, each known word of a text condition (a prompt, an instruction)
+    is replaced by ``<unk>`` with probability p, so the text encoder learns to read prompts
+    past words it does not know; sampling always sees the prompt as given.
 
     Args:
         cfg: the run's configuration (path, time sampling, condition dropout, model).
@@ -84,7 +88,8 @@ class FlowMatching:
         "Classifier-Free Diffusion Guidance" (2022); Tong et al., "Improving
         and Generalizing Flow-Based Generative Models with Minibatch Optimal Transport" (2024);
         Liu et al., "Flow Straight and Fast: Learning to Generate and Transfer Data with
-        Rectified Flow" (2023).
+        Rectified Flow" (2023); Bowman et al., "Generating Sentences from a Continuous Space"
+        (2016) (word dropout).
     """
 
     supports_condition = True
@@ -115,11 +120,14 @@ class FlowMatching:
             cfg.logit_normal_std,
             cfg.time_uniform_share,
         ).to(x1.device)
-        drop = None
-        if batch.cond is not None:  # drawn last, so unconditional runs see the same stream
+        drop, cond = None, batch.cond
+        if cond is not None:  # drawn last, so unconditional runs see the same stream
             drop = condition_dropout(b, cfg.cond_drop, generator).to(x1.device)
+            if cfg.text_word_dropout > 0:  # after, so runs without it see the same stream
+                spec = ConditionSpec.from_dict(cfg.model.condition)
+                cond = spec.drop_words(cond, cfg.text_word_dropout, generator)
         s = self.path.sample(batch.x0, x1, t)
-        return flow_matching_loss(model, s.xt, s.t, s.ut, batch.cond, drop)
+        return flow_matching_loss(model, s.xt, s.t, s.ut, cond, drop)
 
 
 class Distillation(FlowMatching):

@@ -55,6 +55,8 @@ BAD_OPTIONS = [  # (TrainConfig fields, ModelConfig fields, what the message nam
     ({"grad_clip": INF}, {}, "--grad-clip"),
     ({"ema_decay": NAN}, {}, "--ema-decay"),
     ({"cond_drop": NAN}, {}, "--cond-drop"),
+    ({"text_word_dropout": NAN}, {}, "--text-word-dropout"),
+    ({"text_word_dropout": 1.0}, {}, "--text-word-dropout"),
     ({"logit_normal_mean": NAN}, {}, "--logit-normal-mean"),
     ({"logit_normal_std": INF}, {}, "--logit-normal-std"),
     ({"min_lr_ratio": NAN}, {}, "--min-lr-ratio"),

@@ -9,6 +9,7 @@ import flowmatch
 from flowmatch.data import DATASETS, ArrayDataset
 from flowmatch.data.conditions import ConditionSpec
 from flowmatch.data.text import Vocabulary
+from tests.training.resume_check import assert_resume_is_exact
 
 INSTRUCTIONS = ["go left", "go right", "stay"]
 
@@ -104,3 +105,67 @@ def test_impossible_text_encoder_sizes_are_refused_in_one_line(sizes, match, tmp
     with pytest.raises(flowmatch.FlowmatchError, match=match) as info:
         flowmatch.train(cfg, tmp_path / "run")
     assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
+
+
+def test_word_dropout_is_saved_applied_in_training_only_and_old_runs_load_without_it(
+    tmp_path, monkeypatch
+):
+    import flowmatch.data.conditions as conditions
+
+    monkeypatch.setitem(DATASETS, "camera-demo", camera_and_instruction)
+    calls = []
+    real = conditions.drop_words
+
+    def spy(ids, p, generator):
+        calls.append(p)
+        return real(ids, p, generator)
+
+    monkeypatch.setattr(conditions, "drop_words", spy)
+    model = flowmatch.ModelConfig(width=16, depth=1, cond_embed_dim=8)
+    for p in (0.0, 0.25):
+        cfg = flowmatch.TrainConfig(
+            data="camera-demo", model=model, steps=3, batch_size=8, text_word_dropout=p
+        )
+        flowmatch.train(cfg, tmp_path / f"p{p}")
+    assert calls == [0.25] * 3  # once a step, and never at p = 0
+    flow, info = flowmatch.load_run(tmp_path / "p0.25")
+    assert info.config.text_word_dropout == 0.25
+
+    def refuse(*args):
+        raise AssertionError("words dropped at sampling")
+
+    monkeypatch.setattr(conditions, "drop_words", refuse)
+    cond = {"camera": torch.rand(3, 8, 8), "instruction": "go left"}
+    assert torch.isfinite(flow.sample(4, cond=cond, steps=2, seed=0)).all()
+    old = tmp_path / "p0.0" / "config.json"  # a run saved before the option existed
+    record = json.loads(old.read_text())
+    del record["config"]["text_word_dropout"]
+    old.write_text(json.dumps(record))
+    assert flowmatch.load_run(tmp_path / "p0.0")[1].config.text_word_dropout == 0.0
+
+
+def test_word_dropout_resumes_exactly(tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "camera-demo", camera_and_instruction)
+    model = flowmatch.ModelConfig(width=16, depth=1, cond_embed_dim=8)
+    cfg = flowmatch.TrainConfig(
+        data="camera-demo", model=model, steps=6, batch_size=8, text_word_dropout=0.5,
+        checkpoint_every=2, log_every=2,
+    )  # fmt: skip
+    assert_resume_is_exact(cfg, tmp_path, stop_after=3)
+
+
+@pytest.mark.parametrize(
+    ("data", "p", "match"),
+    [
+        ("camera-demo", 1.0, r"--text-word-dropout must be in \[0, 1\)"),
+        ("camera-demo", -0.5, r"--text-word-dropout must be in \[0, 1\)"),
+        ("moons", 0.1, "drops words of text conditions, but moons has no conditions"),
+    ],
+)
+def test_bad_word_dropout_is_refused_in_one_line(tmp_path, monkeypatch, data, p, match):
+    monkeypatch.setitem(DATASETS, "camera-demo", camera_and_instruction)
+    model = flowmatch.ModelConfig(width=16, depth=1, cond_embed_dim=8)
+    cfg = flowmatch.TrainConfig(data=data, model=model, steps=2, text_word_dropout=p)
+    with pytest.raises(flowmatch.FlowmatchError, match=match) as info:
+        flowmatch.train(cfg, tmp_path / "run")
+    assert "\n" not in str(info.value)
