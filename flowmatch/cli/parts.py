@@ -121,6 +121,13 @@ def _is_rows(part: ConditionSpec, value: Any) -> bool:
 
 
 def _read_text(part: ConditionSpec, text: str, flag: str) -> str:
+    from flowmatch.data.text import words
+
+    count = len(words(text))
+    if count > part.size:  # a text part's size is the most words it reads
+        raise FlowmatchError(
+            f"{flag}: {count} words, but this run reads at most {part.size}; shorten it"
+        )
     return text
 
 

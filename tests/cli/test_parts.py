@@ -65,6 +65,7 @@ def test_bad_parts_are_one_line_errors_and_write_nothing(told, tmp_path, capsys)
         (["--part", "image=", "--part", said], "--part image: no file named"),
         (["--part", f"image={root / 'cams.npy'}", "--part", said, "--n", "5"], "but --n is 5"),
         (["--part", cam, "--part", said, "--prompt", "go"], "one of --class, --cond, --prompt"),
+        (["--part", cam, "--part", "instruction=" + "go " * 30], "--part instruction: 30 words"),
         (["--class", "1"], "was trained on named parts"),
         (["--guidance", "2"], "give --part image=FILE"),
     ]
