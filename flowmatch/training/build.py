@@ -91,7 +91,9 @@ def _sample_shape(dataset: Dataset) -> tuple[int, ...]:
     return tuple(getattr(dataset, "shape", (dataset.dim,)))
 
 
-def prepare_run(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
+def prepare_run(
+    cfg: TrainConfig, dataset: Dataset | None = None
+) -> tuple[TrainConfig, dict[str, Any]]:
     """The resolved config and the record (``config.json``) of a new run of ``cfg``.
 
     The resolved config is a new object (``cfg`` is left as it is) with files of data,
@@ -101,11 +103,12 @@ def prepare_run(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
 
     Args:
         cfg: a validated configuration.
+        dataset: ``cfg.dataset()``, if the caller has built it already.
 
     Returns:
         ``(resolved config, record)``.
     """
-    dataset = cfg.dataset()
+    dataset = dataset if dataset is not None else cfg.dataset()
     logit = logit_for(cfg, dataset)
     mean, std = data_statistics(dataset, logit)
     if not cfg.standardize:  # the network sees the data (and a data source) in their own units
@@ -233,7 +236,11 @@ def check_size(
 
 
 def build_state(
-    cfg: TrainConfig, record: dict[str, Any], device: torch.device, job: Job | None = None
+    cfg: TrainConfig,
+    record: dict[str, Any],
+    device: torch.device,
+    job: Job | None = None,
+    dataset: Dataset | None = None,
 ) -> TrainState:
     """The fresh (step 0) training state of a run: model, EMA, optimizer and batch source.
 
@@ -248,6 +255,8 @@ def build_state(
         record: the run's record; its ``data`` entry gives shape, statistics and logit map.
         device: where to train.
         job: this process's place in a multi-process job (default: the only process).
+        dataset: ``cfg.dataset()``, if the caller has built it already (a new run's
+            :func:`prepare_run` did).
 
     Returns:
         The state, ready to train or to :meth:`~TrainState.load` a checkpoint into.
@@ -258,7 +267,7 @@ def build_state(
     batch_size = job.local_batch(cfg.batch_size)
     check_size(cfg, data, device, batch_size=batch_size)  # before anything is allocated
     precision = Precision(cfg.precision, device)  # refuses what the device cannot do
-    dataset = cfg.dataset()
+    dataset = dataset if dataset is not None else cfg.dataset()
     shape = tuple(data["shape"])
     if _sample_shape(dataset) != shape:
         raise FlowmatchError(

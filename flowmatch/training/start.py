@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+from flowmatch.data import Dataset
 from flowmatch.errors import FlowmatchError, check_device
 from flowmatch.storage import StorageError, os_error_reason, remove_temp_files
 from flowmatch.training.build import build_state, prepare_run
@@ -78,16 +79,19 @@ def train(
     cfg.validate()
     run_dir = Path(run_dir)
     with StopSignals(defer=False), _joined(cfg) as job:  # SIGTERM, SIGHUP act as Ctrl-C here
+        built: list[Dataset] = []  # rank 0's data set, built once for the record and training
 
         def resolve() -> tuple[TrainConfig, dict]:
             check_new_run_dir(run_dir)
             check_device(cfg.device)
             job.local_batch(cfg.batch_size)
-            return prepare_run(cfg)
+            built.append(cfg.dataset())
+            return prepare_run(cfg, built[0])
 
         cfg, record = job.on_main(resolve)
         device = job.device(check_device(cfg.device))
-        state = build_state(cfg, record, device, job)  # builds the model: bad options fail here
+        dataset = built[0] if built else None  # the other ranks build their own
+        state = build_state(cfg, record, device, job, dataset)  # bad options fail here
         if cfg.init_from:
             state.warm_start(cfg.init_from)
         if not job.is_main:
