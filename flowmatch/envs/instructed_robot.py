@@ -355,8 +355,9 @@ def instruction_dataset(situations: int = 100, seed: int = 0):
 @cache
 def _encoded_demonstrations(situations: int, seed: int) -> tuple[Tensor, Tensor, ConditionSpec]:
     """The demonstrations' chunks (N, 20), encoded conditions (N, C) and spec, made once per
-    process: a run builds its data set more than once, and each build renders every picture.
-    The data set indexes copies of them, so the cached tensors are never changed."""
+    process: each build renders every picture, and one process may train several runs on
+    them (a policy and its baselines). The data set indexes copies of them, so the cached
+    tensors are never changed."""
     env = InstructedRobot()
     images, texts, chunks = env.demonstrations(situations, seed)
     spec = condition_spec(env)
