@@ -10,7 +10,7 @@ from typing import Any
 
 from flowmatch.errors import check_int
 
-__all__ = ["DRAWS", "LR", "STEPS", "WIDTH", "add_parser", "result_lines", "run"]
+__all__ = ["DRAWS", "HEADLINE", "LR", "STEPS", "WIDTH", "add_parser", "result_lines", "run"]
 
 STEPS = 8000
 """Optimizer steps of the demo's training."""
@@ -24,11 +24,16 @@ LR = 3e-3
 floor at 100 NFE of the recipes of one training cost (chosen on training seeds 0 and 1,
 reported on 2 to 4: docs/benchmarks.md, "The demo's recipe")."""
 
-DRAWS = 3
-"""Independent draws of ``flowmatch eval --draws`` whose mean W2 and floor the demo reports: on
-moons the ratio of one draw of 2000 points has a standard deviation of about 0.4, that of the
-means of 3 draws about 0.2, each draw costing ~10 CPU s (docs/benchmarks.md, "The demo's
+DRAWS = 10
+"""Independent draws over which the demo reports its two headline rows (and their floor): on
+moons one draw's ratio W2 / floor of 2000 points has a standard deviation of about 0.2 to 0.4
+(both W2 vary by ~15%), so the ratio of the means of 10 draws is good to about +-0.07. A draw
+of these two rows costs ~2 CPU s, mostly three exact W2 (docs/benchmarks.md, "The demo's
 recipe")."""
+
+HEADLINE = "euler:100,heun:2"
+"""The rows the demo reports over ``DRAWS`` draws: 100 NFE, and the few-step setting of the
+figures (:data:`~flowmatch.evaluation.samples.FEW_STEP`)."""
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -49,15 +54,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--draws",
         type=int,
         default=DRAWS,
-        help=f"independent draws whose mean W2 and floor are reported ({DRAWS}; 1 is quicker)",
+        help=f"independent draws of the two headline rows and their floor ({DRAWS}; 1 is "
+        "quicker but its ratio is noisy)",
     )
     p.add_argument("--out", type=Path, help="run folder (default: runs/demo-<time>)")
 
 
 def result_lines(table: dict[str, Any]) -> list[str]:
     """The demo's result from ``flowmatch eval``'s JSON table: W2 at 100 NFE and with the
-    few-step solver of the figures, each beside the data floor, and for a table of several
-    draws the range of the ratio over the draws.
+    few-step solver of the figures, each beside the data floor; for a table of several draws,
+    the ratio of the means with its standard error.
 
     Example:
         >>> row = {"solver": "euler", "steps": 100, "nfe": 100, "w2": 0.11}
@@ -66,9 +72,9 @@ def result_lines(table: dict[str, Any]) -> list[str]:
         >>> for line in result_lines({"rows": [row, few], "floor": floor}):
         ...     print(line)
         100 NFE (euler, 100 steps): W2 0.1100 = 1.10x the data floor 0.1000
-          4 NFE (heun, 2 steps):    W2 0.2000 = 2.00x the data floor 0.1000 (draws: 1.50x, 2.75x)
+          4 NFE (heun, 2 steps):    W2 0.2000 = 2.00x +- 0.60 the data floor 0.1000
     """
-    from flowmatch.evaluation.samples import FEW_STEP
+    from flowmatch.evaluation.samples import FEW_STEP, ratio_of_means
 
     floor = table["floor"]
     picks = [("euler", 100), (FEW_STEP.solver, FEW_STEP.steps)]
@@ -77,19 +83,19 @@ def result_lines(table: dict[str, Any]) -> list[str]:
     width = max(map(len, labels), default=0)
     lines = []
     for label, r in zip(labels, rows, strict=True):
-        line = (
-            f"{label:<{width}} W2 {r['w2']:.4f} = {r['w2'] / floor['w2']:.2f}x "
-            f"the data floor {floor['w2']:.4f}"
-        )
+        ratio = f"{r['w2'] / floor['w2']:.2f}x"
         if "w2_draws" in r and "w2_draws" in floor:  # draw k against the floor of draw k
-            ratios = [w / f for w, f in zip(r["w2_draws"], floor["w2_draws"], strict=True)]
-            line += f" (draws: {', '.join(f'{q:.2f}x' for q in ratios)})"
-        lines.append(line)
+            _, error = ratio_of_means(r["w2_draws"], floor["w2_draws"])
+            ratio += f" +- {error:.2f}"
+        lines.append(
+            f"{label:<{width}} W2 {r['w2']:.4f} = {ratio} the data floor {floor['w2']:.4f}"
+        )
     return lines
 
 
 def run(args: argparse.Namespace) -> None:
     """``flowmatch train``, ``eval``, ``plot`` and ``report`` in turn, into one run folder."""
+    from flowmatch.cli.eval import DRAWS_FILE, EVAL_FILE
     from flowmatch.cli.main import run_command
 
     steps = check_int(args.steps, "--steps")
@@ -101,15 +107,18 @@ def run(args: argparse.Namespace) -> None:
     )
     train = ["--data", args.data, "--steps", str(steps), "--width", str(WIDTH), "--lr", str(LR)]
     run_command(["train", *train, "--out", str(out)])
-    means = f"; W2 and its floor: means over {draws} independent draws" if draws > 1 else ""
-    print(f"\nevaluating against 2000 fresh points of the data{means}:")
-    run_command(["eval", str(out), "--draws", str(draws), "--json", str(out / "eval.json")])
+    print("\nevaluating against 2000 fresh points of the data:")
+    run_command(["eval", str(out), "--json", str(out / EVAL_FILE)])
+    what = f"the means over {draws} independent draws" if draws > 1 else "one draw"
+    print(f"\nthe two headline rows and the floor, {what}:")
+    rows = ["--rows", HEADLINE, "--no-curve", "--draws", str(draws)]
+    run_command(["eval", str(out), *rows, "--json", str(out / DRAWS_FILE)])
     print("\nfigures:")
     run_command(["plot", str(out)])
     print("\nreport (one self-contained page; open it in a browser):")
     run_command(["report", str(out)])
-    if (out / "eval.json").is_file():
-        print(f"\n{args.data}, {steps} steps, samples drawn in plots/samples.png{means}:")
-        for line in result_lines(json.loads((out / "eval.json").read_text())):
+    if (out / DRAWS_FILE).is_file():
+        print(f"\n{args.data}, {steps} steps, samples in plots/samples.png; W2 and floor: {what}")
+        for line in result_lines(json.loads((out / DRAWS_FILE).read_text())):
             print("  " + line)
     print(f"\ndone in {time.perf_counter() - start:.0f} s: run folder {out}")

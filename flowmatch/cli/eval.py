@@ -20,17 +20,17 @@ from flowmatch.cli.common import (
 from flowmatch.cli.limits import check_solve_memory
 from flowmatch.cli.outputs import check_output, save_json
 from flowmatch.errors import FlowmatchError, check_int, check_points, check_seed
+from flowmatch.evaluation.eval_table import DRAWS_FILE, EVAL_FILE
 
 if TYPE_CHECKING:
     import torch
 
+    from flowmatch.evaluation.samples import SolverSetting
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
 
-__all__ = ["EVAL_FILE", "add_parser", "run"]
+__all__ = ["DRAWS_FILE", "EVAL_FILE", "add_parser", "run"]
 
-EVAL_FILE = "eval.json"
-"""The one file ``--json`` may create inside the run folder it evaluates (``demo`` does)."""
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 """Formats of ``--oracle-figure``."""
@@ -56,7 +56,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--json",
         type=Path,
-        help="also write the table as JSON to this new file (in the run folder: eval.json only)",
+        help=f"also write the table as JSON to this new file (in the run folder: {EVAL_FILE} or "
+        f"{DRAWS_FILE} only)",
+    )
+    p.add_argument(
+        "--rows",
+        help="only these solver settings, e.g. euler:100,heun:2 (an adaptive solver takes no "
+        "steps: dopri5); without dopri5 add --no-curve (default: the full table)",
     )
     add_time_grid_flag(p)
     p.add_argument(
@@ -136,7 +142,7 @@ def _draw_seed(args: argparse.Namespace, draw: int) -> int:
 def run(args: argparse.Namespace) -> None:
     """Print the table (and the curve), and write it as JSON to ``--json`` if asked."""
     if args.json is not None:
-        check_output(args.json, ".json", flag="--json", in_run=(EVAL_FILE,))
+        check_output(args.json, ".json", flag="--json", in_run=(EVAL_FILE, DRAWS_FILE))
     if args.oracle_figure is not None:
         if not args.oracle:
             raise FlowmatchError("--oracle-figure needs --oracle")
@@ -151,13 +157,19 @@ def run(args: argparse.Namespace) -> None:
     if not args.tolerance >= 0:
         raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
     draws = check_int(args.draws, "--draws", minimum=1)
+    settings = _settings(args)
     flow, info = load_from_args(args)
+    if args.rows is not None and not flow.integrates_ode:
+        raise FlowmatchError(
+            f"--rows picks ODE solvers, but {info.run_dir} is a flow of layers with no ODE to "
+            "solve; leave --rows out"
+        )
     if args.oracle:
         _check_oracle(flow, info)
     if args.data is None:
         _check_memory(args, info, args.n, f"--n {args.n} held-out points")
     want_curve = not args.no_curve and flow.integrates_ode
-    ref, rows, curve, floor = _evaluate_draws(args, flow, info, draws, want_curve)
+    ref, rows, curve, floor = _evaluate_draws(args, flow, info, settings, draws, want_curve)
     spread = draws > 1
     print(f"run {info.run_dir} (step {info.step}), {ref.shape[0]} held-out points")
     if spread:
@@ -190,8 +202,28 @@ def run(args: argparse.Namespace) -> None:
         save_json(args.json, out)
 
 
+def _settings(args: argparse.Namespace) -> tuple[SolverSetting, ...]:
+    """The table's solver settings: ``--rows``, or the full table; the curve needs dopri5."""
+    from flowmatch.evaluation.samples import DEFAULT_SETTINGS, parse_settings
+
+    if args.rows is None:
+        return DEFAULT_SETTINGS
+    settings = parse_settings(args.rows)
+    if not args.no_curve and all(s.solver != "dopri5" for s in settings):
+        raise FlowmatchError(
+            "the W2-versus-NFE curve is read against dopri5: add dopri5 to --rows, or pass "
+            "--no-curve"
+        )
+    return settings
+
+
 def _evaluate_draws(
-    args: argparse.Namespace, flow: Flow, info: RunInfo, draws: int, want_curve: bool
+    args: argparse.Namespace,
+    flow: Flow,
+    info: RunInfo,
+    settings: tuple[SolverSetting, ...],
+    draws: int,
+    want_curve: bool,
 ) -> tuple[torch.Tensor, list[Any], list[Any], dict[str, Any]]:
     """The first draw's held-out points, and the table, curve and floor over ``draws`` draws.
 
@@ -212,7 +244,9 @@ def _evaluate_draws(
             floor_mmd = mmd(other, ref)
         floors.append(wasserstein2(other, ref_k))
         seed, ref_k = _draw_seed(args, k), ref_k.to(flow.device)
-        rows = evaluate_flow(flow, ref_k, seed=seed, time_grid=args.time_grid, with_mmd=k == 0)
+        rows = evaluate_flow(
+            flow, ref_k, settings=settings, seed=seed, time_grid=args.time_grid, with_mmd=k == 0
+        )
         tables.append(rows)
         if want_curve:
             curves.append(

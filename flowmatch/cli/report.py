@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Build the page in memory, then create ``--out`` in one piece and print its path."""
-    from flowmatch.cli.eval import EVAL_FILE
+    from flowmatch.cli.eval import DRAWS_FILE, EVAL_FILE
     from flowmatch.evaluation.eval_table import read_evaluation
     from flowmatch.evaluation.samples import CURVE_STEPS
     from flowmatch.viz.report import REPORT_FILE, build_report
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> None:
     _check_out(out, args.run, args.overwrite, REPORT_FILE)
     eval_file = args.run / EVAL_FILE
     evaluation = read_evaluation(eval_file) if eval_file.is_file() else None
+    draws_file = args.run / DRAWS_FILE
+    headline = read_evaluation(draws_file) if draws_file.is_file() else None
     check_solve_memory(
         info,
         args.n,
@@ -62,7 +64,13 @@ def run(args: argparse.Namespace) -> None:
         what=f"--n {args.n} samples and held-out points of {info.dim} values",
     )
     text = build_report(
-        flow, info, evaluation=evaluation, evaluate=not args.no_eval, n=args.n, seed=args.seed
+        flow,
+        info,
+        evaluation=evaluation,
+        headline=headline,
+        evaluate=not args.no_eval,
+        n=args.n,
+        seed=args.seed,
     )
     data = text.encode("utf-8")
     try:

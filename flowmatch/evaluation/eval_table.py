@@ -21,7 +21,23 @@ if TYPE_CHECKING:
     from flowmatch.flows.base import Flow
     from flowmatch.training.runs import RunInfo
 
-__all__ = ["CURVE_SOLVER", "TOLERANCE", "is_number", "read_evaluation", "small_evaluation"]
+__all__ = [
+    "CURVE_SOLVER",
+    "DRAWS_FILE",
+    "EVAL_FILE",
+    "TOLERANCE",
+    "is_number",
+    "read_evaluation",
+    "small_evaluation",
+]
+
+EVAL_FILE = "eval.json"
+"""The full table ``flowmatch eval RUN --json RUN/eval.json`` (and ``flowmatch demo``) leaves in
+a run folder, which the run's report shows."""
+
+DRAWS_FILE = "eval-draws.json"
+"""The other table ``--json`` may write into the run folder: a few rows over several draws
+(``flowmatch demo``'s headline), which the report shows beside the full one."""
 
 CURVE_SOLVER = "euler"
 """The fixed-grid solver of a computed W2-versus-NFE curve (as ``flowmatch eval``'s default)."""

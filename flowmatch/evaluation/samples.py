@@ -29,6 +29,8 @@ __all__ = [
     "evaluate_flow",
     "flow_path_statistics",
     "mean_over_draws",
+    "parse_settings",
+    "ratio_of_means",
     "recommend_steps",
     "solver_options",
     "w2_nfe_curve",
@@ -69,6 +71,66 @@ DEFAULT_SETTINGS: tuple[SolverSetting, ...] = (
     SolverSetting("rk4", 5),
     SolverSetting("dopri5"),
 )
+
+
+def parse_settings(text: str, flag: str = "--rows") -> tuple[SolverSetting, ...]:
+    """Solver settings from ``"solver:steps,solver,..."`` (an adaptive solver takes no steps).
+
+    Example:
+        >>> parse_settings("euler:100,heun:2,dopri5")
+        (SolverSetting(solver='euler', steps=100), SolverSetting(solver='heun', steps=2), \
+SolverSetting(solver='dopri5', steps=1))
+        >>> parse_settings("euler")
+        Traceback (most recent call last):
+        ...
+        flowmatch.errors.FlowmatchError: --rows: 'euler' needs its steps, e.g. euler:100
+    """
+    from flowmatch.errors import FlowmatchError, lookup
+    from flowmatch.solvers import SOLVERS
+
+    settings = []
+    for item in text.split(","):
+        name, _, steps = item.strip().partition(":")
+        spec = lookup(SOLVERS, name, f"solver in {flag}")
+        if spec.adaptive:
+            if steps:
+                raise FlowmatchError(f"{flag}: {name} is adaptive and takes no steps, got {item}")
+            settings.append(SolverSetting(name))
+            continue
+        if not steps:
+            raise FlowmatchError(f"{flag}: {name!r} needs its steps, e.g. {name}:100")
+        if not steps.isdigit() or int(steps) < 1:
+            raise FlowmatchError(
+                f"{flag}: the steps of {name} must be a whole number >= 1, got {item}"
+            )
+        settings.append(SolverSetting(name, int(steps)))
+    if len(set(settings)) != len(settings):
+        raise FlowmatchError(f"{flag} names a setting twice: {text}")
+    return tuple(settings)
+
+
+def ratio_of_means(values: Sequence[float], floors: Sequence[float]) -> tuple[float, float]:
+    """The ratio of the mean W2 to the mean floor over paired draws, and its standard error.
+
+    Draw k gives a model's W2 ``values[k]`` and the floor ``floors[k]``. The error is the
+    ratio estimator's (delta method): sd_k(values[k] - r floors[k]) / (sqrt(K) mean(floors)),
+    NaN for one draw.
+
+    Example:
+        >>> r, se = ratio_of_means([0.12, 0.14, 0.13], [0.10, 0.13, 0.11])
+        >>> round(r, 4), round(se, 4)
+        (1.1471, 0.0404)
+    """
+    from flowmatch.errors import FlowmatchError
+
+    if len(values) != len(floors) or not values:
+        raise FlowmatchError("ratio_of_means needs one floor per draw, and at least one draw")
+    floor = statistics.fmean(floors)
+    ratio = statistics.fmean(values) / floor
+    if len(values) == 1:
+        return ratio, math.nan
+    spread = statistics.stdev(v - ratio * f for v, f in zip(values, floors, strict=True))
+    return ratio, spread / (math.sqrt(len(values)) * floor)
 
 
 FEW_STEP = SolverSetting("heun", 2)

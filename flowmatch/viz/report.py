@@ -40,6 +40,7 @@ def build_report(
     info: RunInfo,
     *,
     evaluation: dict[str, Any] | None = None,
+    headline: dict[str, Any] | None = None,
     evaluate: bool = True,
     n: int = 1000,
     seed: int = 0,
@@ -51,6 +52,8 @@ def build_report(
         info: the run's :class:`~flowmatch.training.runs.RunInfo`.
         evaluation: the table of ``flowmatch eval --json`` (as
             :func:`~flowmatch.evaluation.eval_table.read_evaluation` returns it), or None.
+        headline: a table of a few rows over several draws (``flowmatch eval --rows ... --draws
+            K``, as ``flowmatch demo`` leaves it), shown beside ``evaluation``; or None.
         evaluate: without ``evaluation``, compute a small one for point data
             (:func:`~flowmatch.evaluation.eval_table.small_evaluation`); if False, the page
             says how to add it.
@@ -83,7 +86,7 @@ def build_report(
         sections = [
             _config_section(info),
             _loss_section(info, loss),
-            quality_section(info, evaluation, source, folder, images),
+            quality_section(info, evaluation, source, folder, images, headline),
             *shown,
             _likelihood_section(flow, info, n, seed, images),
         ]

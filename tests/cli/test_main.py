@@ -96,11 +96,38 @@ def test_eval_draws_average_the_model_and_the_floor_alike(run, tmp_path, capsys)
     assert mean["floor"]["mmd"] == single["floor"]["mmd"]
     for r1, r3 in zip(single["rows"], mean["rows"], strict=True):
         assert r3["w2_draws"][0] == r1["w2"] and r3["mmd"] == r1["mmd"]
-    # the demo's lines: the ratio of the means, and each draw against its own floor
+    # the demo's lines: the ratio of the means, with its standard error
     lines = demo.result_lines(mean)
-    assert len(lines) == 2 and all(line.count("x") >= 4 for line in lines)
     heun = next(r for r in mean["rows"] if (r["solver"], r["steps"]) == ("heun", 2))
-    assert f"{heun['w2_draws'][2] / mean['floor']['w2_draws'][2]:.2f}x)" in lines[1]
+    assert len(lines) == 2 and f"{heun['w2'] / mean['floor']['w2']:.2f}x +- " in lines[1]
+
+
+def test_eval_rows_picks_the_settings_and_averages_them_like_the_full_table(run, tmp_path):
+    full, few = tmp_path / "full.json", tmp_path / "few.json"
+    assert main(["eval", str(run), "--n", "100", "--draws", "2", "--no-curve",
+                 "--json", str(full)]) == 0  # fmt: skip
+    assert main(["eval", str(run), "--n", "100", "--draws", "2", "--rows", "heun:2,euler:100",
+                 "--no-curve", "--json", str(few)]) == 0  # fmt: skip
+    full, few = json.loads(full.read_text()), json.loads(few.read_text())
+    assert [(r["solver"], r["steps"]) for r in few["rows"]] == [("heun", 2), ("euler", 100)]
+    same = {(r["solver"], r["steps"]): r["w2_draws"] for r in full["rows"]}
+    for r in few["rows"]:  # the same draws, so the same values as in the full table
+        assert r["w2_draws"] == same[r["solver"], r["steps"]]
+    assert few["floor"]["w2_draws"] == full["floor"]["w2_draws"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rows", "euler:4"], "add dopri5 to --rows, or pass --no-curve"),
+        (["--rows", "euler", "--no-curve"], "'euler' needs its steps"),
+        (["--rows", "midpoint:2,rk5:2", "--no-curve"], "unknown solver in --rows 'rk5'"),
+    ],
+)
+def test_eval_rows_that_cannot_be_evaluated_are_refused(run, tmp_path, capsys, extra, message):
+    js = tmp_path / "e.json"
+    assert main(["eval", str(run), "--n", "50", *extra, "--json", str(js)]) == 2
+    assert message in error_line(capsys) and not js.exists()
 
 
 def test_eval_needs_at_least_one_draw(run, capsys):

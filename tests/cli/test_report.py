@@ -69,6 +69,17 @@ def test_report_reads_the_runs_eval_json(run, tmp_path, capsys):
     assert not (tmp_path / "again.html").exists()
 
 
+def test_report_shows_the_headline_draws_beside_the_table(run, tmp_path, capsys):
+    heads = ["--rows", "heun:2", "--no-curve", "--draws", "2", "--n", "40"]
+    assert main(["eval", str(run), *heads, "--json", str(run / "eval-draws.json")]) == 0
+    out = tmp_path / "page.html"
+    assert main(["report", str(run), *QUICK, "--out", str(out)]) == 0
+    assert "headline rows over 2 independent draws" in out.read_text(encoding="utf-8")
+    (run / "eval-draws.json").write_text("[]")
+    assert main(["report", str(run), *QUICK, "--out", str(tmp_path / "again.html")]) == 2
+    assert "eval-draws.json is not a table of flowmatch eval" in error_line(capsys)
+
+
 def test_a_torn_metrics_line_is_one_warning(run, tmp_path, capsys):
     with (run / "metrics.jsonl").open("a") as f:
         f.write('{"step": 99999, "lo')  # a kill or a full disk cut the last write short
@@ -136,7 +147,11 @@ def test_demo_ends_with_the_report(monkeypatch, tmp_path, capsys):
     calls = []
     monkeypatch.setattr(importlib.import_module("flowmatch.cli.main"), "run_command", calls.append)
     demo.run(argparse.Namespace(data="moons", steps=3, draws=2, out=tmp_path / "d"))
-    assert [argv[0] for argv in calls] == ["train", "eval", "plot", "report"]
+    assert [argv[0] for argv in calls] == ["train", "eval", "eval", "plot", "report"]
     assert calls[0][calls[0].index("--width") + 1] == str(demo.WIDTH)
-    assert calls[1][calls[1].index("--draws") + 1] == "2"
+    assert calls[1][-1] == str(tmp_path / "d" / "eval.json") and "--draws" not in calls[1]
+    headline = calls[2]  # the two headline rows over --draws draws, beside the full table
+    assert headline[headline.index("--draws") + 1] == "2"
+    assert headline[headline.index("--rows") + 1] == demo.HEADLINE
+    assert headline[-1] == str(tmp_path / "d" / "eval-draws.json")
     assert calls[-1] == ["report", str(tmp_path / "d")]

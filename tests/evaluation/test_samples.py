@@ -44,3 +44,36 @@ def test_draws_of_different_settings_are_refused():
         mean_over_draws([_rows([0.2, 0.1]), _rows([0.2, 0.1])[::-1]])
     with pytest.raises(FlowmatchError, match="at least one"):
         mean_over_draws([])
+
+
+def test_the_ratio_of_means_is_exact_for_proportional_draws_and_its_error_shrinks_with_more():
+    import random
+
+    from flowmatch.evaluation.samples import ratio_of_means
+
+    floors = [0.10, 0.13, 0.11, 0.16]
+    ratio, error = ratio_of_means([1.2 * f for f in floors], floors)
+    assert ratio == pytest.approx(1.2) and error == pytest.approx(0.0, abs=1e-12)
+    rng = random.Random(0)
+    pairs = [(rng.gauss(0.13, 0.02), rng.gauss(0.12, 0.02)) for _ in range(400)]
+    errors = [ratio_of_means(*zip(*pairs[:k], strict=True))[1] for k in (10, 40, 400)]
+    assert errors[0] > errors[1] > errors[2]  # ~ 1 / sqrt(K)
+    assert errors[2] * math.sqrt(400) == pytest.approx(errors[1] * math.sqrt(40), rel=0.35)
+    assert math.isnan(ratio_of_means([0.2], [0.1])[1])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("euler", "'euler' needs its steps"),
+        ("euler:0", "whole number >= 1"),
+        ("dopri5:4", "adaptive and takes no steps"),
+        ("rk5:4", "unknown solver in --rows 'rk5'"),
+        ("euler:4,euler:4", "names a setting twice"),
+    ],
+)
+def test_malformed_solver_settings_are_refused_in_one_line(text, message):
+    from flowmatch.evaluation.samples import parse_settings
+
+    with pytest.raises(FlowmatchError, match=message):
+        parse_settings(text)

@@ -282,3 +282,26 @@ def test_a_table_of_several_draws_says_its_w2_are_means(run, tmp_path):
     assert "independent draws" not in quality_section(info, table, "file", tmp_path, False).body
     section = quality_section(info, {**table, "draws": 3}, "file", tmp_path, False)
     assert "mean over 3 independent draws" in section.body
+
+
+def test_the_headline_draws_are_shown_with_the_ratio_of_their_means(run, tmp_path):
+    from flowmatch.viz.report_quality import quality_section
+
+    _, info = flowmatch.load_run(run)
+    row = {"solver": "euler", "steps": 1, "nfe": 1, "w2": 0.2, "mmd": 0.0}
+    table = {"rows": [row], "floor": {"w2": 0.1, "mmd": 0.0}, "n": 9}
+    head = {"solver": "heun", "steps": 2, "nfe": 4, "w2": 0.25, "mmd": 0.0, "w2_sd": 0.07}
+    draws = {
+        "rows": [{**head, "w2_draws": [0.2, 0.3]}],
+        "floor": {"w2": 0.125, "mmd": 0.0, "w2_sd": 0.035, "w2_draws": [0.1, 0.15]},
+        "n": 9,
+        "draws": 2,
+    }
+    assert "eval-draws.json" not in quality_section(info, table, "file", tmp_path, False).body
+    body = quality_section(info, table, "file", tmp_path, False, draws).body
+    assert "over 2 independent draws" in body and "eval-draws.json" in body
+    assert "<td>2.00</td>" in body  # 0.25 / 0.125: the ratio of the means
+    # a hand-edited file: draws that are not numbers leave the ratio plain, without its error
+    draws["rows"][0]["w2_draws"] = ["a", 0.3]
+    body = quality_section(info, table, "file", tmp_path, False, draws).body
+    assert "<td>2.00</td><td>-</td>" in body
