@@ -42,6 +42,11 @@ def test_eval_has_one_row_for_a_discrete_flow(run, capsys):
     assert "layers" in out and "data floor" in out and "dopri5" not in out
 
 
+def test_eval_rows_of_solvers_are_refused_for_a_discrete_flow(run, capsys):
+    assert main(["eval", str(run), "--n", "50", "--rows", "euler:4", "--no-curve"]) == 2
+    assert "no ODE to solve; leave --rows out" in error_line(capsys)
+
+
 def test_plot_writes_the_layer_by_layer_figures(run, tmp_path):
     out = tmp_path / "figs"
     assert main(["plot", str(run), "--n", "200", "--out", str(out)]) == 0
