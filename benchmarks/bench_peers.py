@@ -275,7 +275,8 @@ def train_peer(python: Path, method: str, pool: dict, args, seed: int, work: Pat
     saved = torch.load(out, weights_only=True)
     from flowmatch.models import MLPVelocity
 
-    net = MLPVelocity(pool["x1_test"].shape[1], args.width, args.depth, "silu", 32)
+    dim, cap = pool["x1_test"].shape[1], saved["time_max_freq"]  # the cap it trained with
+    net = MLPVelocity(dim, args.width, args.depth, "silu", 32, time_max_freq=cap)
     net.load_state_dict(saved["state_dict"])
     net.eval()
     model = {

@@ -167,7 +167,10 @@ def main() -> None:
             q.copy_(e)
         x0_test = torch.from_numpy(pool["x0_test"]).float()
         own = own_solver_euler(args.method, model.eval(), x0_test, 100)
-    torch.save({"state_dict": model.state_dict(), "own_euler100": torch.from_numpy(own)}, args.out)
+    # the time frequencies are a buffer that the state dict does not hold: the driver rebuilds
+    # the network with this cap
+    saved = {"state_dict": model.state_dict(), "own_euler100": torch.from_numpy(own)}
+    torch.save({**saved, "time_max_freq": MAX_FREQ}, args.out)
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "final_loss": float(loss)}))
 
 
