@@ -232,9 +232,9 @@ def _evaluate_draws(
     that :func:`run` computes on the returned points.
     """
     from flowmatch.evaluation.samples import evaluate_flow, mean_over_draws, w2_nfe_curve
-    from flowmatch.metrics import mmd, wasserstein2
+    from flowmatch.metrics import mmd, wasserstein2_many
 
-    tables, curves, floors = [], [], []
+    tables, curves, floor_pairs = [], [], []
     for k in range(draws):
         ref_k, other = _reference(args, info, k)
         if k == 0:
@@ -242,7 +242,7 @@ def _evaluate_draws(
             if args.data is not None:
                 _check_memory(args, info, ref.shape[0], f"{ref.shape[0]} points of {args.data}")
             floor_mmd = mmd(other, ref)
-        floors.append(wasserstein2(other, ref_k))
+        floor_pairs.append((other, ref_k))
         seed, ref_k = _draw_seed(args, k), ref_k.to(flow.device)
         rows = evaluate_flow(
             flow, ref_k, settings=settings, seed=seed, time_grid=args.time_grid, with_mmd=k == 0
@@ -260,6 +260,7 @@ def _evaluate_draws(
                 )
             )
     curve = mean_over_draws(curves) if want_curve else []
+    floors = wasserstein2_many(floor_pairs)  # one batch on threads, after the draws' samples
     return ref, mean_over_draws(tables), curve, _floor(floors, floor_mmd)
 
 

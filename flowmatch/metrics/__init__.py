@@ -21,7 +21,12 @@ from flowmatch.metrics.straightness import (
     normalized_path_energy,
     path_statistics,
 )
-from flowmatch.metrics.wasserstein import EMD_MAX_ITER, gaussian_w2, wasserstein2
+from flowmatch.metrics.wasserstein import (
+    EMD_MAX_ITER,
+    gaussian_w2,
+    wasserstein2,
+    wasserstein2_many,
+)
 
 __all__ = [
     "DEFAULT_BANDWIDTH_SCALES",
@@ -38,4 +43,5 @@ __all__ = [
     "normalized_path_energy",
     "path_statistics",
     "wasserstein2",
+    "wasserstein2_many",
 ]

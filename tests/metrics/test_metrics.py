@@ -157,3 +157,17 @@ def test_bad_mmd_options_raise() -> None:
         gaussian_mmd2(M1, S1, M2, S2, -1.0)
     with pytest.raises(FlowmatchError, match="dimensions 2 and 1"):
         gaussian_w2(M1, S1, [0.0], [[1.0]])
+
+
+def test_w2_of_many_pairs_on_threads_is_each_pairs_w2_in_order(monkeypatch):
+    from flowmatch.metrics import wasserstein, wasserstein2_many
+
+    monkeypatch.setattr(wasserstein, "usable_cores", lambda: 3)
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.randn(40 + k, 2, generator=g), torch.randn(30, 2, generator=g) + k)
+             for k in range(5)]  # fmt: skip
+    assert wasserstein2_many(pairs) == [wasserstein2(x, y) for x, y in pairs]
+    assert wasserstein2_many([]) == []
+    bad = [*pairs, (torch.full((3, 2), float("nan")), torch.zeros(3, 2))]
+    with pytest.raises(FlowmatchError, match="finite"):
+        wasserstein2_many(bad)
