@@ -26,9 +26,10 @@ reported on 2 to 4: docs/benchmarks.md, "The demo's recipe")."""
 
 DRAWS = 10
 """Independent draws over which the demo reports its two headline rows (and their floor): on
-moons one draw's ratio W2 / floor of 2000 points has a standard deviation of about 0.2 to 0.4
-(both W2 vary by ~15%), so the ratio of the means of 10 draws is good to about +-0.07. A draw
-of these two rows costs ~2 CPU s, mostly three exact W2 (docs/benchmarks.md, "The demo's
+moons one draw's W2 of 2000 points varies by about 25%, the model's and the floor's alike and
+nearly independently (the split of the points between the two moons varies), so the ratio of
+the means of 10 draws carries a standard error of about 0.15, which the demo prints. A draw of
+these two rows costs ~2 CPU s, mostly three exact W2 (docs/benchmarks.md, "The demo's
 recipe")."""
 
 HEADLINE = "euler:100,heun:2"

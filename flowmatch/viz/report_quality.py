@@ -113,7 +113,7 @@ def _draws_html(draws: dict[str, Any]) -> str:
     return (
         f'<p class="note">The headline rows over {esc(draws.get("draws", 1))} independent draws '
         f"of held-out points, noise and the floor's data (from {esc(DRAWS_FILE)}): one draw's "
-        "W2 varies by ~15% on 2-D sets, so these means are what to compare with the floor; "
+        "W2 varies by about 25% on moons, so these means are what to compare with the floor; "
         "W2 / floor is the ratio of the means.</p>" + table(header, rows)
     )
 
