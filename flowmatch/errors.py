@@ -20,6 +20,7 @@ __all__ = [
     "check_points",
     "check_seed",
     "lookup",
+    "usable_cores",
 ]
 
 SEED_MAX = 2**63 - 1
@@ -117,6 +118,13 @@ def lookup(registry: Mapping[str, V] | Collection[str], name: str, what: str) ->
     if isinstance(name, str) and name in registry:
         return registry[name] if isinstance(registry, Mapping) else name
     raise FlowmatchError(f"unknown {what} {name!r}; choose one of: {', '.join(registry)}")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def available_memory(device: torch.device | str = "cpu") -> int:

@@ -75,7 +75,8 @@ def result_lines(table: dict[str, Any]) -> list[str]:
         100 NFE (euler, 100 steps): W2 0.1100 = 1.10x the data floor 0.1000
           4 NFE (heun, 2 steps):    W2 0.2000 = 2.00x +- 0.60 the data floor 0.1000
     """
-    from flowmatch.evaluation.samples import FEW_STEP, ratio_of_means
+    from flowmatch.evaluation.eval_table import ratio_to_floor
+    from flowmatch.evaluation.samples import FEW_STEP
 
     floor = table["floor"]
     picks = [("euler", 100), (FEW_STEP.solver, FEW_STEP.steps)]
@@ -84,12 +85,10 @@ def result_lines(table: dict[str, Any]) -> list[str]:
     width = max(map(len, labels), default=0)
     lines = []
     for label, r in zip(labels, rows, strict=True):
-        ratio = f"{r['w2'] / floor['w2']:.2f}x"
-        if "w2_draws" in r and "w2_draws" in floor:  # draw k against the floor of draw k
-            _, error = ratio_of_means(r["w2_draws"], floor["w2_draws"])
-            ratio += f" +- {error:.2f}"
+        ratio, error = ratio_to_floor(r, floor)  # draw k against the floor of draw k
+        shown = f"{ratio:.2f}x" + ("" if error is None else f" +- {error:.2f}")
         lines.append(
-            f"{label:<{width}} W2 {r['w2']:.4f} = {ratio} the data floor {floor['w2']:.4f}"
+            f"{label:<{width}} W2 {r['w2']:.4f} = {shown} the data floor {floor['w2']:.4f}"
         )
     return lines
 

@@ -35,9 +35,6 @@ __all__ = ["DRAWS_FILE", "EVAL_FILE", "add_parser", "run"]
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 """Formats of ``--oracle-figure``."""
 
-W2_BYTES = 16
-"""Memory per pair of points of the exact W2: its float64 cost matrix and transport plan."""
-
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     """Add the ``eval`` subparser."""
@@ -281,6 +278,7 @@ def _floor(w2s: list[float], mmd: float) -> dict[str, Any]:
 def _check_memory(args: argparse.Namespace, info: RunInfo, n: int, what: str) -> None:
     """Refuse ``n`` reference points whose samples and exact W2 cannot fit in memory."""
     from flowmatch.evaluation.samples import CURVE_STEPS
+    from flowmatch.metrics import W2_BYTES
 
     w2 = W2_BYTES * n * n
     what += f" (the exact W2 holds {n} x {n} matrices)"

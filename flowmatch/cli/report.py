@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> None:
     from flowmatch.cli.eval import DRAWS_FILE, EVAL_FILE
     from flowmatch.evaluation.eval_table import read_evaluation
     from flowmatch.evaluation.samples import CURVE_STEPS
+    from flowmatch.metrics import W2_BYTES
     from flowmatch.viz.report import REPORT_FILE, build_report
 
     check_int(args.n, "--n", minimum=2)
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
         solver="rk4",
         steps=max(CURVE_STEPS),
         states=82,  # the figures' trajectory of 41 states, and its stacked copy
-        extra=16 * args.n * args.n,  # the exact W2's float64 cost matrix and plan
+        extra=W2_BYTES * args.n * args.n,  # the exact W2's cost matrix and plan
         what=f"--n {args.n} samples and held-out points of {info.dim} values",
     )
     text = build_report(

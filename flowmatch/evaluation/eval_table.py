@@ -27,6 +27,7 @@ __all__ = [
     "EVAL_FILE",
     "TOLERANCE",
     "is_number",
+    "ratio_to_floor",
     "read_evaluation",
     "small_evaluation",
 ]
@@ -113,6 +114,29 @@ def read_evaluation(path: Path) -> dict[str, Any]:
 def is_number(x: Any) -> bool:
     """Whether a JSON value is a number (not a bool, which JSON keeps apart)."""
     return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def ratio_to_floor(row: dict[str, Any], floor: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A table row's W2 over the floor's, and its standard error where both list paired draws
+    (the ratio of the means, :func:`~flowmatch.evaluation.samples.ratio_of_means`); None for
+    what a hand-edited table leaves undefined.
+
+    Example:
+        >>> floor = {"w2": 0.1, "w2_draws": [0.12, 0.08]}
+        >>> [round(v, 6) for v in ratio_to_floor({"w2": 0.2, "w2_draws": [0.18, 0.22]}, floor)]
+        [2.0, 0.6]
+        >>> ratio_to_floor({"w2": 0.2}, floor)
+        (2.0, None)
+    """
+    from flowmatch.evaluation.samples import ratio_of_means
+
+    if not floor["w2"] > 0:
+        return None, None
+    values, floors = row.get("w2_draws"), floor.get("w2_draws")
+    paired = isinstance(values, list) and isinstance(floors, list) and len(values) == len(floors)
+    if paired and all(map(is_number, values + floors)) and all(f > 0 for f in floors):
+        return ratio_of_means(values, floors)
+    return row["w2"] / floor["w2"], None
 
 
 def _row_problem(row: Any, where: str, keys: tuple[str, ...]) -> str | None:

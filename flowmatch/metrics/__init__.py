@@ -23,6 +23,7 @@ from flowmatch.metrics.straightness import (
 )
 from flowmatch.metrics.wasserstein import (
     EMD_MAX_ITER,
+    W2_BYTES,
     gaussian_w2,
     wasserstein2,
     wasserstein2_many,
@@ -33,6 +34,7 @@ __all__ = [
     "EMD_MAX_ITER",
     "MAX_POINTS",
     "MEDIAN_POINTS",
+    "W2_BYTES",
     "PathStatistics",
     "frechet_distance",
     "gaussian_frechet",

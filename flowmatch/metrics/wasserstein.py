@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,10 +11,13 @@ from torch import Tensor
 
 from flowmatch.errors import FlowmatchError, check_points
 
-__all__ = ["EMD_MAX_ITER", "gaussian_w2", "wasserstein2", "wasserstein2_many"]
+__all__ = ["EMD_MAX_ITER", "W2_BYTES", "gaussian_w2", "wasserstein2", "wasserstein2_many"]
 
 EMD_MAX_ITER = 10_000_000
 """Network-simplex iteration cap for ``ot.emd2``; 5000 x 5000 points need about 10^6."""
+
+W2_BYTES = 16
+"""Memory per pair of points of the exact W2: its float64 cost matrix and transport plan."""
 
 
 def wasserstein2(x: Tensor, y: Tensor) -> float:
@@ -75,23 +77,16 @@ def wasserstein2_many(pairs: Sequence[tuple[Tensor, Tensor]]) -> list[float]:
         >>> wasserstein2_many([(torch.zeros(2, 1), torch.ones(2, 1)), (torch.zeros(1, 2),) * 2])
         [1.0, 0.0]
     """
-    from flowmatch.errors import available_memory
+    from flowmatch.errors import available_memory, usable_cores
 
     if not pairs:
         return []
-    largest = max(16 * len(x) * len(y) for x, y in pairs)  # cost matrix and plan, float64
+    largest = max(W2_BYTES * len(x) * len(y) for x, y in pairs)
     workers = min(len(pairs), usable_cores(), max(1, available_memory() // largest))
     if workers == 1:
         return [wasserstein2(x, y) for x, y in pairs]
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda pair: wasserstein2(*pair), pairs))
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the system tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def gaussian_w2(

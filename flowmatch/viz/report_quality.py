@@ -6,7 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowmatch.evaluation.eval_table import DRAWS_FILE, EVAL_FILE, TOLERANCE, is_number
+from flowmatch.evaluation.eval_table import (
+    DRAWS_FILE,
+    EVAL_FILE,
+    TOLERANCE,
+    is_number,
+    ratio_to_floor,
+)
 from flowmatch.viz._page import Section, esc, figures, file_figure, number, table
 
 if TYPE_CHECKING:
@@ -107,7 +113,7 @@ def _draws_html(draws: dict[str, Any]) -> str:
     """The rows of a table over several draws: mean W2 and spread, and the ratio of the means
     to the floor's with its standard error."""
     floor = draws["floor"]
-    rows = [_draws_row(r, *_ratio(r, floor)) for r in draws["rows"]]
+    rows = [_draws_row(r, *ratio_to_floor(r, floor)) for r in draws["rows"]]
     rows.append(_draws_row({**floor, "solver": "data floor"}, 1.0, None))
     header = ["solver", "steps", "NFE", "mean W2", "sd", "W2 / floor", "its standard error"]
     return (
@@ -116,19 +122,6 @@ def _draws_html(draws: dict[str, Any]) -> str:
         "W2 varies by about 25% on moons, so these means are what to compare with the floor; "
         "W2 / floor is the ratio of the means.</p>" + table(header, rows)
     )
-
-
-def _ratio(row: dict[str, Any], floor: dict[str, Any]) -> tuple[float | None, float | None]:
-    """A row's mean W2 over the floor's, and its standard error where both list paired draws."""
-    from flowmatch.evaluation.samples import ratio_of_means
-
-    if not floor["w2"] > 0:
-        return None, None
-    values, floors = row.get("w2_draws"), floor.get("w2_draws")
-    paired = isinstance(values, list) and isinstance(floors, list) and len(values) == len(floors)
-    if paired and all(map(is_number, values + floors)) and all(f > 0 for f in floors):
-        return ratio_of_means(values, floors)
-    return row["w2"] / floor["w2"], None
 
 
 def _draws_row(row: dict[str, Any], ratio: float | None, error: float | None) -> list[str]:
