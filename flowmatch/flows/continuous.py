@@ -12,14 +12,9 @@ from torch import Tensor
 from flowmatch.data.logit import LogitTransform
 from flowmatch.data.sources import GaussianSource, Source
 from flowmatch.errors import FlowmatchError, check_int, check_points
+from flowmatch.flows import continuous_density
 from flowmatch.flows.base import Flow, make_generator
-from flowmatch.likelihood import (
-    LOG_PROB_EXACT_MAX_DIM,
-    LogProbResult,
-    log_prob,
-    make_divergence,
-    sample_log_prob,
-)
+from flowmatch.likelihood import LogProbResult
 from flowmatch.models import VelocityModel, guided_field
 from flowmatch.solvers import ODESolution, solve
 
@@ -283,35 +278,11 @@ class FlowModel(Flow):
             A :class:`~flowmatch.likelihood.LogProbResult` with ``x`` the (n, *shape) samples
             in data units and ``log_prob`` (n,) in nats in data units.
         """
-        n = check_int(n, "the number of samples")
-        self.source.check_density()
-        cond = self.check_condition(cond, n)
-        generator = make_generator(seed, generator)
-        z0 = self.noise(n, generator).reshape(n, -1).to(self.data_mean.dtype)  # (n, D)
-        div = make_divergence(
-            divergence,
-            z0,
-            probes=probes,
-            distribution=probe,
-            generator=generator,
-            exact_max_dim=LOG_PROB_EXACT_MAX_DIM,
-        )
-        r = sample_log_prob(
-            self.flat_field(cond),
-            z0,
-            div,
-            log_p0=self.source.log_prob,
-            solver=solver,
-            steps=steps,
-            time_grid=time_grid,
-            atol=atol,
-            rtol=rtol,
-            error_norm=error_norm,
-            divergence_nodes=divergence_nodes,
-        )
-        x = self.unstandardize(r.x.reshape(n, *self.shape))
-        r.x, r.log_prob = x, r.log_prob + self.log_abs_det_to_z(x)
-        return r
+        options = {"seed": seed, "generator": generator, "cond": cond, "solver": solver}
+        options |= {"steps": steps, "time_grid": time_grid, "atol": atol, "rtol": rtol}
+        options |= {"divergence": divergence, "probes": probes, "probe": probe}
+        options |= {"error_norm": error_norm, "divergence_nodes": divergence_nodes}
+        return continuous_density.sample_and_log_prob(self, n, **options)
 
     # -- data to noise --------------------------------------------------------------------------
     def log_prob(self, x: Tensor, *, cond: Tensor | None = None, **options: Any) -> Tensor:
@@ -385,53 +356,11 @@ class FlowModel(Flow):
             "FFJORD: Free-form Continuous Dynamics for Scalable Reversible Generative Models"
             (2019).
         """
-        self.source.check_density()
-        x = check_points(x, "data", dim=self.dim)
-        x = x.reshape(x.shape[0], -1).to(self.device, self.data_mean.dtype)  # (N, D)
-        n = x.shape[0]
-        cond = self.check_condition(cond, n)
-        if batch_size is not None:
-            check_int(batch_size, "batch_size")
-        generator = make_generator(seed, generator)
-        if self.logit is not None:
-            self.logit.check_inside(x)
-        z1 = self.standardize(x.reshape(n, *self.shape)).reshape(n, -1)  # (N, D)
-        size = n if batch_size is None else batch_size
-        parts: list[LogProbResult] = []
-        for start in range(0, n, size):
-            chunk = z1[start : start + size]
-            c = None if cond is None else cond[start : start + size]
-            div = make_divergence(
-                divergence,
-                chunk,
-                probes=probes,
-                distribution=probe,
-                generator=generator,
-                exact_max_dim=LOG_PROB_EXACT_MAX_DIM,
-            )
-            parts.append(
-                log_prob(
-                    self.flat_field(c),
-                    chunk,
-                    div,
-                    log_p0=self.source.log_prob,
-                    solver=solver,
-                    steps=steps,
-                    time_grid=time_grid,
-                    atol=atol,
-                    rtol=rtol,
-                    error_norm=error_norm,
-                    divergence_nodes=divergence_nodes,
-                )
-            )
-        errors = [p.stderr for p in parts]
-        stderr = None if any(e is None for e in errors) else torch.cat(errors)
-        return LogProbResult(
-            log_prob=torch.cat([p.log_prob for p in parts]) + self.log_abs_det_to_z(x),
-            stderr=stderr,
-            x=torch.cat([p.x for p in parts]).reshape(n, *self.shape),
-            nfe=sum(p.nfe for p in parts),
-        )
+        options = {"seed": seed, "generator": generator, "cond": cond, "solver": solver}
+        options |= {"steps": steps, "time_grid": time_grid, "atol": atol, "rtol": rtol}
+        options |= {"divergence": divergence, "probes": probes, "probe": probe}
+        options |= {"error_norm": error_norm, "divergence_nodes": divergence_nodes}
+        return continuous_density.log_prob_with_stats(self, x, batch_size=batch_size, **options)
 
     @torch.no_grad()
     def invert(
