@@ -337,6 +337,23 @@ PEER_FAMILIES: list[tuple[dict, str]] = [
 ]
 
 
+def load_reference(flow, x: torch.Tensor, field: str, seed: int) -> dict:
+    """The float64 dopri5 reference log p of the points x (cached): log_p, nfe, cpu."""
+    ref_file = CACHE / f"reference-{field}-seed{seed}-{x.shape[0]}.pt"
+    if ref_file.exists():
+        return torch.load(ref_file)
+    flow64 = flow.double()
+    cpu = time.process_time()
+    r = flow64.log_prob_with_stats(
+        x.double(), solver="dopri5", atol=REFERENCE_TOL, rtol=REFERENCE_TOL,
+        divergence="exact", error_norm="batch",
+    )  # fmt: skip
+    saved = {"log_p": r.log_prob.detach(), "nfe": r.nfe, "cpu": time.process_time() - cpu}
+    torch.save(saved, ref_file)
+    flow.float()
+    return saved
+
+
 # -- one field ---------------------------------------------------------------------------------
 def bench_field(field: str, python: Path, args) -> dict:
     torch.set_num_threads(1)
@@ -349,19 +366,7 @@ def bench_field(field: str, python: Path, args) -> dict:
     exported = export_field(flow)
     record: dict = {"field": field, "seed": args.seed, "points": n, "train_cpu_s": train_cpu}
 
-    ref_file = CACHE / f"reference-{field}-seed{args.seed}-{n}.pt"
-    if ref_file.exists():
-        ref_saved = torch.load(ref_file)
-    else:
-        flow64 = flow.double()
-        cpu = time.process_time()
-        r = flow64.log_prob_with_stats(
-            x.double(), solver="dopri5", atol=REFERENCE_TOL, rtol=REFERENCE_TOL,
-            divergence="exact", error_norm="batch",
-        )  # fmt: skip
-        ref_saved = {"log_p": r.log_prob.detach(), "nfe": r.nfe, "cpu": time.process_time() - cpu}
-        torch.save(ref_saved, ref_file)
-        flow.float()
+    ref_saved = load_reference(flow, x, field, args.seed)
     if args.prepare_only:
         return record
     ref = ref_saved["log_p"].double()
