@@ -89,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     returns 130; ``--help`` and ``--version`` return 0.
     """
     from flowmatch.cli.outputs import os_error_message
-    from flowmatch.training import TrainingInterrupted
 
     try:
         with warnings.catch_warnings():  # restores the usual display afterwards
@@ -97,21 +96,30 @@ def main(argv: list[str] | None = None) -> int:
             run_command(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse after --help or --version (its errors are ours)
         return 0 if exc.code is None else int(exc.code)
-    except TrainingInterrupted as exc:
-        if not quiet(exc):
-            print(f"flowmatch: {exc}", file=sys.stderr)
-        return 130
     except FlowmatchError as exc:
-        if not quiet(exc):
-            print(f"flowmatch: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_status", 2)
+        return _report(exc)
     except OSError as exc:  # what a command did not catch itself: the path and the reason
         print(f"flowmatch: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # A stop signal that lands while an error is on its way out (a process of a job that
+        # lost a peer is stopped by the launcher as it cleans up) is not the news: the error is.
+        if isinstance(exc.__context__, FlowmatchError):
+            return _report(exc.__context__)
         print("flowmatch: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _report(exc: FlowmatchError) -> int:
+    """Print ``exc`` as one line (unless another process says it) and return its status:
+    130 for a stopped training run, else the error's (2 unless it says otherwise)."""
+    from flowmatch.training import TrainingInterrupted
+
+    stopped = isinstance(exc, TrainingInterrupted)
+    if not quiet(exc):
+        print(f"flowmatch: {'' if stopped else 'error: '}{exc}", file=sys.stderr)
+    return 130 if stopped else getattr(exc, "exit_status", 2)
 
 
 def quiet(exc: FlowmatchError) -> bool:

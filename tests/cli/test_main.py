@@ -1,5 +1,6 @@
 """The command line end to end on a tiny run, and every kind of bad input."""
 
+import importlib
 import json
 
 import numpy as np
@@ -8,7 +9,13 @@ import torch
 from safetensors.torch import save_file
 
 from flowmatch.cli import demo, main
+from flowmatch.cli.launch import LAUNCHED_ENV
+from flowmatch.errors import FlowmatchError
+from flowmatch.training import TrainingInterrupted
+from flowmatch.training.distributed import PeerLost
 from tests.cli.helpers import error_line
+
+cli_main = importlib.import_module("flowmatch.cli.main")  # the module: the package exports main()
 
 TINY = ["--steps", "40", "--batch-size", "64", "--width", "32", "--depth", "2",
         "--log-every", "10", "--checkpoint-every", "20"]  # fmt: skip
@@ -312,3 +319,41 @@ def test_plot_draws_the_loss_of_a_run_whose_last_metrics_line_is_torn(run, tmp_p
     assert main(["plot", str(torn), "--n", "100", "--out", str(out)]) == 0
     assert (out / "loss.png").is_file()
     assert "dropped 1 unreadable line" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "launched", "said", "status"),
+    [
+        (FlowmatchError("the disk is full"), False, ["flowmatch: error: the disk is full"], 2),
+        (TrainingInterrupted("stopped by SIGTERM"), False, ["flowmatch: stopped by SIGTERM"], 130),
+        (PeerLost("rank 0: lost contact"), True, [], 2),  # the launcher names the dead rank
+    ],
+)
+def test_a_stop_signal_during_an_errors_cleanup_reports_the_error(
+    error, launched, said, status, monkeypatch, capsys
+):
+    """A job's launcher stops a process that lost its peer while that process cleans up: the
+    KeyboardInterrupt of that stop must not replace the error with "interrupted"."""
+
+    def fails_then_is_stopped(argv):
+        try:
+            raise error
+        finally:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "run_command", fails_then_is_stopped)
+    if launched:
+        monkeypatch.setenv(LAUNCHED_ENV, "1")
+    else:
+        monkeypatch.delenv(LAUNCHED_ENV, raising=False)
+    assert main(["train"]) == status
+    assert capsys.readouterr().err.splitlines() == said
+
+
+def test_a_stop_signal_alone_says_interrupted(monkeypatch, capsys):
+    def stopped(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "run_command", stopped)
+    assert main(["train"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["flowmatch: interrupted"]
