@@ -108,6 +108,7 @@ REFUSED = [
     ("eval {run} --no-curve --oracle --oracle-samples " + BIG, "--oracle-samples " + BIG),
     ("logprob {run} --data moons --n " + BIG, "needs about"),
     ("logprob {run} --data moons --n 100000000000 --batch-size 1000000000", "needs about"),
+    ("logprob {run} --data moons --solver euler --divergence-nodes " + BIG, "--divergence-nodes"),
     ("reflow {run} --out {root}/new --n-pairs 10000000000", "needs about"),
     ("eval-images {run} --n " + BIG, "needs about"),
     # 6. seeds and devices
