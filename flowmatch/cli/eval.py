@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> None:
         )
     if args.oracle:
         _check_oracle(flow, info)
+    _check_sizes(args, info, settings)
     if args.data is None:
         _check_memory(args, info, args.n, f"--n {args.n} held-out points")
     want_curve = not args.no_curve and flow.integrates_ode
@@ -285,6 +286,25 @@ def _check_memory(args: argparse.Namespace, info: RunInfo, n: int, what: str) ->
     check_solve_memory(
         info, n, args.device, solver="rk4", steps=max(CURVE_STEPS), extra=w2, what=what
     )
+
+
+def _check_sizes(
+    args: argparse.Namespace, info: RunInfo, settings: tuple[SolverSetting, ...]
+) -> None:
+    """Refuse, before any work, a --rows step count or an --oracle size that cannot fit."""
+    for s in settings:
+        check_solve_memory(
+            info,
+            1,
+            args.device,
+            solver=s.solver,
+            steps=s.steps,
+            what="--rows",
+        )
+    if args.oracle:
+        for flag in ("--oracle-points", "--oracle-samples"):
+            n = getattr(args, flag[2:].replace("-", "_"))
+            check_solve_memory(info, n, args.device, what=f"{flag} {n}")
 
 
 def _w2_row(row: Any) -> dict[str, Any]:

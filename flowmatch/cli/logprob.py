@@ -21,7 +21,7 @@ from flowmatch.cli.common import (
 )
 from flowmatch.cli.limits import check_solve_memory
 from flowmatch.cli.outputs import check_output, save_npy
-from flowmatch.errors import FlowmatchError, check_int, check_points, check_seed
+from flowmatch.errors import FlowmatchError, check_int, check_memory, check_points, check_seed
 
 if TYPE_CHECKING:
     import torch
@@ -216,6 +216,8 @@ def run(args: argparse.Namespace) -> None:
             f"--divergence-nodes needs a fixed-grid --solver ({fixed}), got the adaptive "
             f"{args.solver!r}"
         )
+    # the nodes' rule is the eigenvalues of an N x N float64 matrix (a few copies of it)
+    check_memory(3 * 8 * nodes * nodes, f"--divergence-nodes {nodes} (its Gauss-Legendre rule)")
     options = solver_kwargs(args) | {"error_norm": args.error_norm, "divergence_nodes": nodes}
     flow, info = load_from_args(args)
     method = resolve_divergence(args.divergence, info.dim, LOG_PROB_EXACT_MAX_DIM)

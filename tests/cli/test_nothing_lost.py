@@ -103,8 +103,12 @@ REFUSED = [
     ("sample {run} --n 4 --solver-steps 1000000000 --out {root}/s.npy", "1000000000 midpoint"),
     ("plot {run} --out {root}/figs --solver-steps 1000000000", "needs about"),
     ("eval {run} --n 10000000000", "needs about"),
+    ("eval {run} --no-curve --rows euler:100000000000", "--rows over 100000000000 euler steps"),
+    ("eval {run} --no-curve --oracle --oracle-points " + BIG, "--oracle-points " + BIG),
+    ("eval {run} --no-curve --oracle --oracle-samples " + BIG, "--oracle-samples " + BIG),
     ("logprob {run} --data moons --n " + BIG, "needs about"),
     ("logprob {run} --data moons --n 100000000000 --batch-size 1000000000", "needs about"),
+    ("logprob {run} --data moons --solver euler --divergence-nodes " + BIG, "--divergence-nodes"),
     ("reflow {run} --out {root}/new --n-pairs 10000000000", "needs about"),
     ("eval-images {run} --n " + BIG, "needs about"),
     # 6. seeds and devices
