@@ -208,7 +208,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise
     except Exception as exc:  # safetensors raises its own error types for damaged files
         first = error_summary(exc)
-        raise FlowmatchError(f"{path} is corrupt or not a checkpoint ({first})") from None
+        raise FlowmatchError(
+            f"{path} is corrupt or not a checkpoint ({first}); restore it from a copy or train "
+            "the run again"
+        ) from None
     _check_meta(meta, path)
     return tensors, meta
 

@@ -70,10 +70,14 @@ def load_pairs(path: str | Path) -> PairTable:
                 f"{path} holds a single array, not a pairs file (an .npz archive of x0 and x1)"
             )
         with f:
+            missing = [name for name in ("x0", "x1") if name not in f.files]
+            if missing:
+                raise FlowmatchError(
+                    f"{path} is not a pairs file: it has no array {' or '.join(missing)} (a "
+                    "pairs file is an .npz archive of x0 and x1, as flowmatch reflow writes)"
+                )
             x0, x1 = torch.from_numpy(f["x0"]), torch.from_numpy(f["x1"])
             meta = json.loads(str(f["meta"])) if "meta" in f.files else {}
-    except KeyError as exc:
-        raise FlowmatchError(f"{path} is not a pairs file (no array {exc})") from None
     except FlowmatchError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:

@@ -270,7 +270,8 @@ def test_corrupt_and_foreign_checkpoints(run, tmp_path, capsys):
     ck = corrupt / "checkpoint.safetensors"
     ck.write_bytes(ck.read_bytes()[: len(ck.read_bytes()) // 2])
     assert main(["sample", str(corrupt), "--out", str(tmp_path / "a.npy")]) == 2
-    assert "corrupt" in error_line(capsys)
+    line = error_line(capsys)
+    assert "corrupt" in line and "train the run again" in line
 
     foreign = copy_run(run, tmp_path / "foreign")
     save_file({"weight": torch.zeros(3)}, str(foreign / "checkpoint.safetensors"))

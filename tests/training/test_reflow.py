@@ -160,6 +160,9 @@ def test_bad_reflow_options_are_rejected(teacher, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(FlowmatchError, match="pairs file"):
         load_pairs(tmp_path / "bad.npz")
+    np.savez(tmp_path / "half.npz", x1=np.zeros((4, 2), dtype=np.float32))
+    with pytest.raises(FlowmatchError, match=r"no array x0 .*x0 and x1, as flowmatch reflow"):
+        load_pairs(tmp_path / "half.npz")
 
 
 @pytest.mark.parametrize("stop_after", [13, 16, 21])  # inside the first chunk, at, after
