@@ -33,6 +33,10 @@ __all__ = ["DRAWS_FILE", "EVAL_FILE", "add_parser", "run"]
 
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+MAX_DRAWS = 10_000
+"""The most ``--draws``: beyond it a typo (``--draws 1000000000``) would run for years."""
+MAX_ORACLE_BINS = 1000
+"""The most ``--oracle-bins``: rows of a table to read, each a pass over the held-out points."""
 """Formats of ``--oracle-figure``."""
 
 
@@ -48,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         type=int,
         default=1,
         help="independent draws of held-out points, sampling noise and the floor's data; "
-        "every W2 (and the floor's) is their mean, with the spread beside it (default: 1)",
+        "every W2 (and the floor's) is their mean, with the spread beside it (default: 1, "
+        f"at most {MAX_DRAWS})",
     )
     p.add_argument(
         "--json",
@@ -91,7 +96,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "file's training rows are used as they are",
     )
     p.add_argument(
-        "--oracle-bins", type=int, default=10, help="t-bins of the --oracle table (default: 10)"
+        "--oracle-bins",
+        type=int,
+        default=10,
+        help=f"t-bins of the --oracle table (default: 10, at most {MAX_ORACLE_BINS})",
     )
     p.add_argument(
         "--oracle-samples",
@@ -147,6 +155,12 @@ def run(args: argparse.Namespace) -> None:
     if args.oracle:
         check_int(args.oracle_points, "--oracle-points", minimum=1)
         check_int(args.oracle_bins, "--oracle-bins", minimum=1)
+        if args.oracle_bins > MAX_ORACLE_BINS:  # a pass over the held-out points each
+            raise FlowmatchError(
+                f"--oracle-bins {args.oracle_bins} is more than the table's "
+                f"{MAX_ORACLE_BINS} rows (each bin is a pass over the held-out points); "
+                "ask for fewer"
+            )
         check_int(args.oracle_samples, "--oracle-samples", minimum=0)
     if args.data is None:
         check_int(args.n, "--n", minimum=2)
@@ -154,6 +168,11 @@ def run(args: argparse.Namespace) -> None:
     if not args.tolerance >= 0:
         raise FlowmatchError(f"--tolerance must be >= 0 (e.g. 0.05 for 5%), got {args.tolerance}")
     draws = check_int(args.draws, "--draws", minimum=1)
+    if draws > MAX_DRAWS:  # each draw samples and scores every row anew
+        raise FlowmatchError(
+            f"--draws {draws} is more than {MAX_DRAWS} (each draw samples and scores every row "
+            "anew; the error of the mean falls only as 1/sqrt(draws)); ask for fewer"
+        )
     settings = _settings(args)
     flow, info = load_from_args(args)
     if args.rows is not None and not flow.integrates_ode:

@@ -137,9 +137,13 @@ def test_eval_rows_that_cannot_be_evaluated_are_refused(run, tmp_path, capsys, e
     assert message in error_line(capsys) and not js.exists()
 
 
-def test_eval_needs_at_least_one_draw(run, capsys):
-    assert main(["eval", str(run), "--draws", "0"]) == 2
-    assert "--draws" in error_line(capsys)
+@pytest.mark.parametrize(
+    "extra",
+    [["--draws", "0"], ["--draws", "1000000000"], ["--oracle", "--oracle-bins", "100000000000"]],
+)
+def test_eval_refuses_no_draw_and_counts_that_would_never_end(run, capsys, extra):
+    assert main(["eval", str(run), *extra]) == 2
+    assert extra[-2] in error_line(capsys)
 
 
 def test_eval_with_a_data_file(run, tmp_path, capsys):
