@@ -33,11 +33,11 @@ __all__ = ["DRAWS_FILE", "EVAL_FILE", "add_parser", "run"]
 
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+"""Formats of ``--oracle-figure``."""
 MAX_DRAWS = 10_000
 """The most ``--draws``: beyond it a typo (``--draws 1000000000``) would run for years."""
 MAX_ORACLE_BINS = 1000
 """The most ``--oracle-bins``: rows of a table to read, each a pass over the held-out points."""
-"""Formats of ``--oracle-figure``."""
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -312,14 +312,7 @@ def _check_sizes(
 ) -> None:
     """Refuse, before any work, a --rows step count or an --oracle size that cannot fit."""
     for s in settings:
-        check_solve_memory(
-            info,
-            1,
-            args.device,
-            solver=s.solver,
-            steps=s.steps,
-            what="--rows",
-        )
+        check_solve_memory(info, 1, args.device, solver=s.solver, steps=s.steps, what="--rows")
     if args.oracle:
         for flag in ("--oracle-points", "--oracle-samples"):
             n = getattr(args, flag[2:].replace("-", "_"))
